@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     database_url: SecretStr = Field(SecretStr("postgresql://clazzify@127.0.0.1:5432/clazzify"),
                                     description="PostgreSQL URL (secret; or CLAZZIFY_DATABASE_URL_FILE). Add ?sslmode=verify-full&sslrootcert=... for TLS.")
     database_schema: str = Field("public", description="Schema holding the image_classifications table.")
+    migrate_on_start: bool = Field(True, description="Create/upgrade the schema when the table is missing (idempotent, under an advisory lock). Set false where a migration Job owns the schema.")
 
     # --- Model -------------------------------------------------------------
     model_path: Path = Field(Path("models/model.onnx"), description="ONNX model file (contract 2 of DESIGN.md).")
@@ -69,7 +70,7 @@ class Settings(BaseSettings):
     fetch_max_redirects: int = Field(3, ge=0, description="Redirects followed at most (each one re-checked).")
     fetch_allowed_schemes: str = Field("https,http", description="URL schemes allowed, comma-separated.")
     fetch_allowed_hosts: str = Field("", description="Host allow-list, comma-separated; '*.example.com' matches subdomains; empty: any public host.")
-    fetch_allow_private: bool = Field(False, description="Allow private/loopback/link-local addresses (tests and on-prem object stores only).")
+    fetch_allowed_networks: str = Field("", description="CIDRs exempt from the private-address block, comma-separated (an on-prem object store, e.g. 10.20.0.0/16). Empty: only public addresses.")
     fetch_retries: int = Field(4, ge=0, description="Retries of a transient fetch failure (5xx, timeout) before it is dead-lettered.")
     max_image_pixels: int = Field(50_000_000, ge=1, description="Declared pixels above which an image is a decompression bomb.")
 
@@ -80,6 +81,9 @@ class Settings(BaseSettings):
     # --- HTTP / observability -----------------------------------------------
     metrics_port: int = Field(9100, ge=0, le=65535, description="Port of /metrics, /healthz, /readyz (and /v1/classify); 0 picks a free one.")
     metrics_host: str = Field("0.0.0.0", description="Address the HTTP server binds.")
+    classify_token: SecretStr = Field(SecretStr(""), description="Bearer token required by POST /v1/classify (secret; or CLAZZIFY_CLASSIFY_TOKEN_FILE). Empty: no token.")
+    classify_rate_per_s: float = Field(50.0, ge=0, description="POST /v1/classify requests per second per replica (token bucket; 0: unlimited).")
+    classify_timeout_s: float = Field(30.0, gt=0, description="Longest a POST /v1/classify request waits for its result.")
     log_format: Literal["auto", "json", "text"] = Field("auto", description="Log format: json in a container, text at a terminal ('auto').")
     log_level: str = Field("INFO", description="Log level.")
 

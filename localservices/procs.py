@@ -1,0 +1,127 @@
+"""Small process helpers: daemon spawn, liveness (zombies count as dead), stop, log tails."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+
+def spawn_daemon(
+    argv: Sequence[str], log_path: Path, *, cwd: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen:
+    """Start `argv` in its own session, output appended to `log_path`, no stdin.
+
+    Its own session means a Ctrl-C at the terminal or a killed `make` does not reach it,
+    so it outlives the command that started it (until `down` or `stop()`).
+    """
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,
+            close_fds=True,
+        )
+
+
+def alive(pid: int | None) -> bool:
+    """True if `pid` is a live process; a zombie (exited, not yet reaped) counts as dead."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    # Field 3, after the parenthesised command name (which may itself hold spaces).
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def cmdline(pid: int) -> str:
+    """The process's command line with spaces for NULs, or '' if it is gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def wait_gone(pid: int, timeout: float, child: subprocess.Popen | None = None) -> bool:
+    """Wait until `pid` exits (reaping it when it is our child); True if it did in time."""
+    deadline = time.monotonic() + timeout
+    own = child is not None and child.pid == pid
+    while True:
+        if (child.poll() is not None) if own else not alive(pid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+
+
+def terminate(pid: int, timeout: float, child: subprocess.Popen | None = None) -> bool:
+    """SIGTERM, wait up to `timeout`, then SIGKILL. True if it exited on SIGTERM."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        wait_gone(pid, 1.0, child)
+        return True
+    if wait_gone(pid, timeout, child):
+        return True
+    kill(pid, child)
+    return False
+
+
+def kill(pid: int, child: subprocess.Popen | None = None, timeout: float = 30.0) -> None:
+    """SIGKILL and wait for the process to be gone."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    wait_gone(pid, timeout, child)
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def load_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def save_json(path: Path, data: Mapping) -> None:
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def tail(path: Path, lines: int = 40, since: int = 0) -> str:
+    """The last `lines` lines of a log file, read from byte offset `since`."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(since)
+            data = f.read()
+    except OSError:
+        return f"(no log at {path})"
+    text = data.decode(errors="replace").rstrip("\n")
+    return "\n".join(text.splitlines()[-lines:]) if text else "(log is empty)"

