@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import warnings
 from pathlib import Path
 
 import onnx
@@ -38,9 +39,18 @@ def to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
 
     block = sorted(set(float16.DEFAULT_OP_BLOCK_LIST) | {"Cast"})
     try:
-        return float16.convert_float_to_float16(proto, keep_io_types=True, op_block_list=block)
+        with warnings.catch_warnings(record=True) as caught:
+            # One warning per weight below fp16's range ("will be truncated to 1e-07").
+            warnings.simplefilter("always", UserWarning)
+            converted = float16.convert_float_to_float16(proto, keep_io_types=True,
+                                                         op_block_list=block)
     except Exception as exc:  # noqa: BLE001 - converter raises assorted errors
         raise ConversionError(f"fp16 conversion failed: {exc}") from exc
+    truncated = sum("truncated" in str(w.message) for w in caught)
+    if truncated:
+        logger.info("fp16: %d weight values clamped to fp16's range (|x| < 1e-7 or > 1e4)",
+                    truncated)
+    return converted
 
 
 def optimize(proto: onnx.ModelProto, level: str = "basic") -> onnx.ModelProto:
