@@ -66,7 +66,7 @@ class _Layout:
     def row(self, title: str) -> None:
         if self.x:
             self.x, self.y, self.row_h = 0, self.y + self.row_h, 0
-        self.panels.append({"type": "row", "title": title, "collapsed": False,
+        self.panels.append({"id": len(self.panels) + 1, "type": "row", "title": title, "collapsed": False,
                             "gridPos": {"x": 0, "y": self.y, "w": 24, "h": 1}, "panels": []})
         self.y += 1
 

@@ -65,13 +65,15 @@ def serving_function(model: Any, input_size: int, *, normalization: Normalizatio
     import tensorflow as tf
 
     signature = [tf.TensorSpec([None, input_size, input_size, 3], tf.uint8, name=INPUT_NAME)]
-    scale = None if normalization is None else tf.constant(normalization.scale32)
-    offset = None if normalization is None else tf.constant(normalization.offset32)
 
     @tf.function(input_signature=signature)
     def serve(image: Any) -> dict[str, Any]:
         inputs = image
         if normalization is not None:
+            # Constants made inside the function become graph constants; made outside,
+            # they would be captured and tf2onnx would turn them into extra graph inputs.
+            scale = tf.constant(normalization.scale32)
+            offset = tf.constant(normalization.offset32)
             inputs = tf.cast(image, tf.float32) * scale + offset
         outputs = model(inputs, training=False)
         if add_softmax:

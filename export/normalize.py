@@ -7,7 +7,7 @@ normalisation is such an affine map, so one small type covers them all.
 
 Spec grammar (``--normalize``), parts separated by ``;``, applied in this order::
 
-    scale:S        x * S            S a number or a fraction, e.g. 1/255
+    scale:S        x * S            S a number or a quotient, e.g. 1/255 or 1/127.5
     offset:O       + O
     mean:a,b,c     - mean           (after scale/offset; one value or three)
     std:a,b,c      / std
@@ -28,7 +28,6 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
 
@@ -64,8 +63,9 @@ class Normalization:
 
 
 def _number(text: str) -> float:
+    numerator, slash, denominator = text.strip().partition("/")
     try:
-        return float(Fraction(text.strip()))
+        return float(numerator) / float(denominator) if slash else float(numerator)
     except (ValueError, ZeroDivisionError) as exc:
         raise ModelSourceError(f"not a number in normalisation spec: {text!r}") from exc
 

@@ -165,7 +165,10 @@ class KafkaBroker:
         pid = procs.read_pid(self.pid_path)
         if pid and procs.alive(pid) and self._is_ours(pid):
             return pid
-        return None
+        # No (or a stale) pid file: look for a broker on our config anyway, so that
+        # nothing ever runs unseen and unstoppable.
+        found = procs.find(_MAIN_CLASS, str(self.properties_path))
+        return found[0] if found else None
 
     def _is_ours(self, pid: int) -> bool:
         cmd = procs.cmdline(pid)

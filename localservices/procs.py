@@ -57,6 +57,18 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+def find(*needles: str) -> list[int]:
+    """Live processes whose command line contains every one of `needles`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            pid = int(entry.name)
+            cmd = cmdline(pid)
+            if cmd and all(n in cmd for n in needles) and alive(pid):
+                found.append(pid)
+    return sorted(found)
+
+
 def wait_gone(pid: int, timeout: float, child: subprocess.Popen | None = None) -> bool:
     """Wait until `pid` exits (reaping it when it is our child); True if it did in time."""
     deadline = time.monotonic() + timeout

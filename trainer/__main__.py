@@ -121,8 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="cosine decay over --epochs, or reduce x0.3 on a --monitor plateau")
     train.add_argument("--patience", type=_positive_int, default=6,
                        help="early stopping: epochs without --monitor improving")
-    train.add_argument("--monitor", default="val_loss",
-                       help="metric for best checkpoint, early stopping and plateau (val_loss, val_accuracy)")
+    train.add_argument("--monitor", choices=("val_loss", "val_accuracy"), default="val_loss",
+                       help="metric for best checkpoint, early stopping and plateau")
     train.add_argument("--width-multiplier", type=float, default=1.0,
                        help="scale filters/units (alexnet; alpha for mobilenetv3small); 0.25 trains fast on CPU")
     train.add_argument("--dropout", type=float, default=0.5, help="dropout of alexnet's dense layers")

@@ -82,7 +82,8 @@ class H5Writer:
         self.input_size = input_size
         self._file = h5py.File(self.path, "w")
         self._counts = {split: 0 for split in SPLITS}
-        self._skipped = 0
+        self._pending: dict[str, list[tuple[int, str, bytes]]] = {split: [] for split in SPLITS}
+        self._skipped: list[tuple[str, str, str]] = []
         shape = (input_size, input_size, 3)
         options: dict = {}
         if compression == "lzf":
@@ -102,31 +103,52 @@ class H5Writer:
 
     def add(self, split: str, label_index: int, path: str, file_sha256: bytes,
             pixels: np.ndarray) -> None:
-        """Write one image row to ``split`` (grows the datasets in blocks)."""
+        """Write one image row to ``split``; the small columns are written in blocks."""
         group = self._file[split]
         row = self._counts[split]
-        if row >= group["labels"].shape[0]:
+        if row >= group["images"].shape[0]:
             for name in ("images", "labels", "paths", "sha256"):
                 group[name].resize(row + _GROW, axis=0)
-        group["images"][row] = pixels
-        group["labels"][row] = label_index
-        group["paths"][row] = path
-        group["sha256"][row] = file_sha256.hex().encode("ascii")
+        group["images"].write_direct(np.ascontiguousarray(pixels, dtype=np.uint8), dest_sel=np.s_[row])
+        self._pending[split].append((label_index, path, file_sha256.hex().encode("ascii")))
         self._counts[split] = row + 1
+        if len(self._pending[split]) >= _GROW:
+            self._flush(split)
+
+    def _flush(self, split: str) -> None:
+        # Row-by-row writes to the label/path columns cost more than decoding; batch them.
+        pending = self._pending[split]
+        if not pending:
+            return
+        group, end = self._file[split], self._counts[split]
+        start = end - len(pending)
+        labels, paths, hashes = zip(*pending)
+        group["labels"][start:end] = np.asarray(labels, dtype=np.int32)
+        group["paths"][start:end] = np.asarray(paths, dtype=object)
+        group["sha256"][start:end] = np.asarray(hashes, dtype="S64")
+        pending.clear()
 
     def add_skipped(self, path: str, reason: str, message: str) -> None:
+        """Record a file that was left out, and why (written in blocks like the columns)."""
+        self._skipped.append((path, reason, message[:500]))
+        if len(self._skipped) >= _GROW:
+            self._flush_skipped()
+
+    def _flush_skipped(self) -> None:
+        if not self._skipped:
+            return
         group = self._file["skipped"]
-        row = self._skipped
-        if row >= group["paths"].shape[0]:
-            for name in ("paths", "reasons", "messages"):
-                group[name].resize(row + _GROW, axis=0)
-        group["paths"][row] = path
-        group["reasons"][row] = reason
-        group["messages"][row] = message[:500]
-        self._skipped = row + 1
+        start = group["paths"].shape[0]
+        end = start + len(self._skipped)
+        for index, name in enumerate(("paths", "reasons", "messages")):
+            group[name].resize(end, axis=0)
+            group[name][start:end] = np.asarray([entry[index] for entry in self._skipped], dtype=object)
+        self._skipped.clear()
 
     def remap_labels(self, mapping: Mapping[int, int]) -> None:
         """Rewrite label indices (used when an empty class is dropped); labels are tiny."""
+        for split in SPLITS:
+            self._flush(split)
         lookup = np.full(max(mapping) + 1, -1, dtype=np.int32)
         for old, new in mapping.items():
             lookup[old] = new
@@ -139,11 +161,11 @@ class H5Writer:
     def finish(self, attrs: Mapping[str, object]) -> None:
         """Trim the datasets to their row counts, set the file attributes, close."""
         for split in SPLITS:
+            self._flush(split)
             group = self._file[split]
             for name in ("images", "labels", "paths", "sha256"):
                 group[name].resize(self._counts[split], axis=0)
-        for name in ("paths", "reasons", "messages"):
-            self._file["skipped"][name].resize(self._skipped, axis=0)
+        self._flush_skipped()
         for key, value in attrs.items():
             self._file.attrs[key] = json.dumps(value) if isinstance(value, (list, dict)) else value
         self._file.attrs["format"] = FORMAT_VERSION

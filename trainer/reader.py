@@ -1,9 +1,9 @@
 """Out-of-core batches from the HDF5 dataset, as a ``keras.utils.PyDataset``.
 
-Only the batch being read is in memory; Keras' PyDataset workers prefetch a few batches
-while the accelerator trains. Shuffling is a fresh seeded permutation every epoch; a batch
-is read with one sorted fancy-index (one chunk per image) and then put back in permuted
-order. Works with every Keras backend (it yields NumPy arrays).
+Only the batches being read are in memory; Keras' PyDataset workers prefetch a few while
+the accelerator trains. Shuffling is a fresh seeded permutation every epoch; a shuffled
+batch is read row by row (one chunk per image, in file order) straight into a
+preallocated array. Works with every Keras backend (it yields NumPy arrays).
 
 Example::
 
@@ -68,11 +68,11 @@ class HDF5Batches(keras.utils.PyDataset):
         picked = self._order[index * self.batch_size:(index + 1) * self.batch_size]
         images = self._images()
         if self.shuffle:
-            ascending = np.argsort(picked)
-            sorted_rows = picked[ascending]
-            block = images[sorted_rows]  # h5py needs increasing indices
-            x = np.empty_like(block)
-            x[ascending] = block
+            # One read per row into a preallocated batch: h5py's fancy indexing
+            # (images[list]) is ~20x slower than this for one-image chunks.
+            x = np.empty((len(picked), *self.image_shape), dtype=np.uint8)
+            for slot in np.argsort(picked):  # file order: sequential on disk
+                images.read_direct(x, np.s_[int(picked[slot])], np.s_[int(slot)])
         else:
             x = images[int(picked[0]):int(picked[-1]) + 1]
         y = self.labels[picked]

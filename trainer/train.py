@@ -36,6 +36,7 @@ from trainer.h5format import read_info
 logger = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adamw", "sgd")
+MONITORS = ("val_loss", "val_accuracy")
 LR_SCHEDULES = ("cosine", "plateau", "constant")
 
 
@@ -80,6 +81,8 @@ def prepare_run_dir(out: Path, overwrite: bool) -> None:
 
 def train(config: TrainConfig) -> dict:
     """Train per ``config`` and write the run folder; returns the contents of run.json."""
+    if config.monitor not in MONITORS:
+        raise RunError(f"--monitor must be one of {MONITORS}")
     info = read_info(config.dataset)
     for split in ("train", "val"):
         if info.counts[split] == 0:
@@ -89,6 +92,16 @@ def train(config: TrainConfig) -> dict:
     prepare_run_dir(out, config.overwrite)
 
     # Keras is imported only now, after __main__ has had a chance to set KERAS_BACKEND.
+    import keras
+
+    previous_policy = keras.mixed_precision.dtype_policy()
+    try:
+        return _fit_and_write(config, info, out)
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous_policy)
+
+
+def _fit_and_write(config: TrainConfig, info, out: Path) -> dict:
     import keras
 
     from trainer.augment import training_model
@@ -138,13 +151,8 @@ def train(config: TrainConfig) -> dict:
         raise RunError(f"no checkpoint was saved (monitor {config.monitor!r} never improved "
                        f"or is not a logged metric: {sorted(history.history)})")
 
-    # Save a float32 copy of the best weights: same architecture, no augmentation, and no
-    # mixed-precision policy baked into the file the exporter reads.
-    keras.mixed_precision.set_dtype_policy("float32")
-    final = build_model(config.arch, info.input_size, num_classes,
-                        width=config.width_multiplier, dropout=config.dropout)
-    final.load_weights(best_path)
-    final.save(out / "model.keras")
+    final = save_float32_copy(best_path, out / "model.keras", config.arch, info.input_size,
+                              num_classes, width=config.width_multiplier, dropout=config.dropout)
     (out / "labels.json").write_text(json.dumps(info.labels, indent=2) + "\n")
 
     from trainer.evaluate import evaluate_split, write_metrics
@@ -154,7 +162,8 @@ def train(config: TrainConfig) -> dict:
     primary = val_metrics
     if info.counts["test"]:
         primary = evaluate_split(final, info.path, "test", info.labels, config.batch_size)
-    write_metrics(primary, out, title=f"{config.arch} — {primary['split']}")
+    write_metrics(primary, out, title=f"{config.arch} on {primary['split']} "
+                                      f"(top-1 {primary['top1_accuracy']:.3f})")
     plot_curves(history.history, out / "curves.png", title=f"{config.arch} on {Path(info.path).name}")
 
     run = {
@@ -187,6 +196,28 @@ def train(config: TrainConfig) -> dict:
     }
     (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
     return run
+
+
+def save_float32_copy(checkpoint: Path, out: Path, arch: str, input_size: int, num_classes: int,
+                      *, width: float, dropout: float):
+    """Rebuild ``arch`` under the float32 policy, load ``checkpoint``'s weights, save to ``out``.
+
+    The exporter then reads a plain float32 model: no augmentation wrapper and no
+    mixed-precision policy baked into the file, whatever the training run used.
+    """
+    import keras
+
+    from trainer.models import build_model
+
+    previous = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy("float32")
+    try:
+        model = build_model(arch, input_size, num_classes, width=width, dropout=dropout)
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
+    model.load_weights(checkpoint)
+    model.save(out)
+    return model
 
 
 def _optimizer(config: TrainConfig):
