@@ -132,11 +132,11 @@ def find_run_dir(model_path: Path) -> Path | None:
 
 def load_keras(path: str | Path) -> Any:
     """Load a ``.keras`` (or legacy ``.h5``) model for inference only."""
-    import keras  # heavy: imported only when a model is really loaded
-
     model_path = Path(path)
     if not model_path.is_file():
         raise ModelSourceError(f"no Keras model at {model_path}")
+    import keras  # heavy: imported only when a model is really loaded
+
     try:
         return keras.models.load_model(model_path, compile=False)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file

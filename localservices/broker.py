@@ -171,8 +171,8 @@ class KafkaBroker:
         return found[0] if found else None
 
     def _is_ours(self, pid: int) -> bool:
-        cmd = procs.cmdline(pid)
-        return _MAIN_CLASS in cmd and str(self.properties_path) in cmd
+        argv = procs.argv_of(pid)
+        return _MAIN_CLASS in argv and str(self.properties_path) in argv
 
     def is_running(self) -> bool:
         return self.pid is not None

@@ -49,22 +49,23 @@ def alive(pid: int | None) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
-def cmdline(pid: int) -> str:
-    """The process's command line with spaces for NULs, or '' if it is gone."""
+def argv_of(pid: int) -> list[str]:
+    """The process's arguments, or [] if it is gone."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return ""
+        return []
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
 
 
-def find(*needles: str) -> list[int]:
-    """Live processes whose command line contains every one of `needles`."""
+def find(*args: str) -> list[int]:
+    """Live processes that have every one of `args` among their arguments (exact matches)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             pid = int(entry.name)
-            cmd = cmdline(pid)
-            if cmd and all(n in cmd for n in needles) and alive(pid):
+            argv = argv_of(pid)
+            if argv and all(a in argv for a in args) and alive(pid):
                 found.append(pid)
     return sorted(found)
 

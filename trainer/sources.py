@@ -100,11 +100,11 @@ def _scan_folder(root: Path) -> list[Item]:
         if not entry.is_dir():
             stray += 1
             continue
+        found = []
         for dirpath, dirnames, filenames in os.walk(entry):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
-                if not name.startswith("."):
-                    items.append(Item(str(Path(dirpath, name)), entry.name))
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            found.extend(str(Path(dirpath, name)) for name in filenames if not name.startswith("."))
+        items.extend(Item(path, entry.name) for path in sorted(found))
     if stray:
         logger.warning("ignoring %d file(s) at the top of %s (not inside a label folder)", stray, root)
     return items

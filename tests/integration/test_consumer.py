@@ -190,3 +190,41 @@ def test_sigterm_then_restart_resumes_from_committed_offsets(
     assert all(after[k] == v for k, v in first.items())
     # The restarted consumer classified exactly the 20 new records: nothing committed was redone.
     assert h.metric_value(metrics, "clazzify_images_total", {"outcome": "classified"}) == 20
+
+
+def test_metrics_show_the_design_families_with_matching_values(
+        kafka_bootstrap, database_url, db_schema, topic, dlq, model):
+    n = 40
+    h.produce(kafka_bootstrap, topic, [h.inline(f"m-{i}", h.jpeg(i)) for i in range(n)]
+              + [h.inline("m-bad", b"definitely not a jpeg")])
+    settings = h.settings_for(kafka_bootstrap, database_url, db_schema, topic, model, dlq_topic=dlq)
+    with h.running_app(settings) as running:
+        h.wait_rows(database_url, db_schema, n)
+        # lag is sampled every few seconds: wait until it reports the drained partitions
+        text = h.wait_for(lambda: (lambda t: t if 'clazzify_consumer_lag{' in t and h.metric_value(
+            t, "clazzify_consumer_lag") == 0 and h.metric_value(t, "clazzify_offset_commits_total",
+                                                                {"result": "ok"}) > 0 else None)(
+            running.get("/metrics")[1]), 30, what="lag and commits in /metrics")
+        ready = running.get("/readyz")
+        live = running.get("/healthz")
+    rows = h.rows(database_url, db_schema)
+    by_label: dict[str, int] = {}
+    for row in rows:
+        by_label[row["label"]] = by_label.get(row["label"], 0) + 1
+    for label, count in by_label.items():
+        assert h.metric_value(text, "clazzify_images_total", {"outcome": "classified", "label": label}) == count
+    assert h.metric_value(text, "clazzify_images_total", {"outcome": "dead_lettered"}) == 1
+    assert h.metric_value(text, "clazzify_dead_letters_total", {"stage": "decode", "reason": "not_an_image"}) == 1
+    assert h.metric_value(text, "clazzify_batch_size_sum") == n + 1
+    assert h.metric_value(text, "clazzify_end_to_end_latency_seconds_count") == n + 1
+    for stage in ("decode", "inference", "store", "commit", "deadletter"):
+        assert h.metric_value(text, "clazzify_stage_seconds_count", {"stage": stage}) > 0, stage
+    assert h.metric_value(text, "clazzify_in_flight_images") == 0
+    assert h.metric_value(text, "clazzify_assigned_partitions") == 4
+    assert h.metric_value(text, "clazzify_rebalances_total", {"kind": "assign"}) >= 1
+    assert h.metric_value(text, "clazzify_backlog_seconds") == 0
+    assert h.metric_value(text, "clazzify_model_info", {"labels": "food,ambiance,menu,human"}) == 1
+    assert h.metric_value(text, "clazzify_ready") == 1
+    assert h.metric_value(text, "process_resident_memory_bytes") > 0
+    assert {f'partition="{p}"' for p in range(4)} <= {s for s in (f'partition="{p}"' for p in range(4)) if s in text}
+    assert ready[0] == 200 and live[0] == 200
