@@ -162,6 +162,8 @@ class KafkaBroker:
     @property
     def pid(self) -> int | None:
         """The broker's process id if it is running, else None."""
+        if self._child is not None and self._child.poll() is None:
+            return self._child.pid
         pid = procs.read_pid(self.pid_path)
         if pid and procs.alive(pid) and self._is_ours(pid):
             return pid
@@ -171,7 +173,7 @@ class KafkaBroker:
         return found[0] if found else None
 
     def _is_ours(self, pid: int) -> bool:
-        argv = procs.argv_of(pid)
+        argv = procs.argv_of(pid, settle=True)
         return _MAIN_CLASS in argv and str(self.properties_path) in argv
 
     def is_running(self) -> bool:
@@ -197,7 +199,7 @@ class KafkaBroker:
                 retry = (
                     not self.is_running()
                     and not state.get("ever_ready")
-                    and any(s in procs.tail(self.log_path, 200, self._log_offset) for s in _PORT_CONFLICT)
+                    and any(s in procs.read_since(self.log_path, self._log_offset) for s in _PORT_CONFLICT)
                     and deadline - time.monotonic() > 15
                 )
                 if not retry:
@@ -264,8 +266,8 @@ class KafkaBroker:
             pid = self.pid
             if pid is None:
                 raise StartError(
-                    f"Kafka broker exited during start-up; last lines of {self.log_path}:\n"
-                    + procs.tail(self.log_path, 40, self._log_offset)
+                    f"Kafka broker exited during start-up; from {self.log_path}:\n"
+                    + procs.excerpt(self.log_path, self._log_offset)
                 )
             if ports.tcp_open(HOST, self.port) and api_versions_ok(HOST, self.port) and metadata_ok(self.bootstrap):
                 state = procs.load_json(self.state_path)
@@ -275,8 +277,8 @@ class KafkaBroker:
                 return
             if time.monotonic() >= deadline:
                 raise StartError(
-                    f"Kafka broker not ready within {timeout:.0f} s; last lines of {self.log_path}:\n"
-                    + procs.tail(self.log_path, 40, self._log_offset)
+                    f"Kafka broker not ready within {timeout:.0f} s; from {self.log_path}:\n"
+                    + procs.excerpt(self.log_path, self._log_offset)
                 )
             time.sleep(0.25)
 

@@ -49,13 +49,22 @@ def alive(pid: int | None) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
-def argv_of(pid: int) -> list[str]:
-    """The process's arguments, or [] if it is gone."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+def argv_of(pid: int, settle: bool = False) -> list[str]:
+    """The process's arguments, or [] if it is gone.
+
+    Right after exec the kernel publishes the new arguments a moment after the exec is
+    visible (Popen has returned), so /proc/<pid>/cmdline reads empty for a few
+    milliseconds; `settle` waits that out (up to 2 s) instead of reporting [].
+    """
+    deadline = time.monotonic() + (2.0 if settle else 0.0)
+    while True:
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return []
+        if raw or time.monotonic() >= deadline or not alive(pid):
+            return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+        time.sleep(0.01)
 
 
 def find(*args: str) -> list[int]:
@@ -138,3 +147,27 @@ def tail(path: Path, lines: int = 40, since: int = 0) -> str:
         return f"(no log at {path})"
     text = data.decode(errors="replace").rstrip("\n")
     return "\n".join(text.splitlines()[-lines:]) if text else "(log is empty)"
+
+
+def read_since(path: Path, since: int = 0) -> str:
+    """A log file's text from byte offset `since` ('' if missing)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(since)
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def excerpt(path: Path, since: int = 0, errors: int = 12, last: int = 15) -> str:
+    """What explains a failed start: the log's error lines, then its last lines."""
+    lines = read_since(path, since).splitlines()
+    if not lines:
+        return f"(nothing in {path})"
+    marked = [ln for ln in lines if " ERROR " in ln or " FATAL" in ln or ln.startswith("Caused by:")]
+    parts = []
+    if marked:
+        parts += ["-- error lines --", *marked[-errors:], "-- last lines --"]
+    parts += lines[-last:]
+    return "\n".join(parts)
+

@@ -82,6 +82,8 @@ def services() -> Iterator[Services]:
             private = LocalServices(tmp, lib_dir=default_workdir() / "kafka-lib")
         kafka: KafkaBroker | None
         postgres: Postgres | None
+        if private is not None and not bootstrap and not url:
+            private.up(quiet=True)  # both at once: Kafka boots while PostgreSQL starts
         if bootstrap:
             kafka = _attach(shared.kafka, bootstrap)
         else:
@@ -96,10 +98,12 @@ def services() -> Iterator[Services]:
             url = postgres.url
         yield Services(bootstrap, url, kafka, postgres)
     finally:
-        if private is not None:
-            private.down(purge=True)
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            if private is not None:
+                private.down(purge=True)
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import closing
 
 import pytest
 
@@ -64,17 +65,17 @@ def test_produce_and_consume_through_a_group(kafka_bootstrap, new_topic):
 def test_row_round_trips_in_a_fresh_schema(db_schema, db_schema_url):
     import psycopg2
 
-    with psycopg2.connect(db_schema_url) as conn, conn.cursor() as cur:
-        cur.execute("SHOW search_path")
-        assert cur.fetchone()[0] == db_schema
-        cur.execute("CREATE TABLE scores (image_id text PRIMARY KEY, score real, at timestamptz DEFAULT now())")
-        cur.execute("INSERT INTO scores (image_id, score) VALUES (%s, %s)", ("img-1", 0.75))
-    with psycopg2.connect(db_schema_url) as conn, conn.cursor() as cur:
+    with closing(psycopg2.connect(db_schema_url)) as conn:
+        with conn, conn.cursor() as cur:  # one transaction, committed on exit
+            cur.execute("SHOW search_path")
+            assert cur.fetchone()[0] == db_schema
+            cur.execute("CREATE TABLE scores (image_id text PRIMARY KEY, score real, at timestamptz DEFAULT now())")
+            cur.execute("INSERT INTO scores (image_id, score) VALUES (%s, %s)", ("img-1", 0.75))
+    with closing(psycopg2.connect(db_schema_url)) as conn, conn.cursor() as cur:
         cur.execute(f'SELECT image_id, score FROM "{db_schema}".scores')
         assert cur.fetchall() == [("img-1", 0.75)]
         cur.execute("SHOW timezone")
         assert cur.fetchone()[0] == "UTC"
-    conn.close()
 
 
 def test_postgres_stop_refuses_connections_and_start_brings_it_back(pg_control, database_url):
