@@ -5,7 +5,7 @@ chelsea, rocket, the stereo motorcycle pair) cropped to 4:3 and upscaled with La
 4032x3024 (a 12 MP phone photo) or 1600x1200 (a resized upload), then given the detail an
 upscale lacks: a tiled natural texture (grass, gravel, brick) as luminance detail and
 Gaussian sensor noise, so the JPEG's entropy-coded size, and hence its decode cost, is that
-of a real photo (2.5–4 MB at quality 90 for 12 MP). Encoded at quality 90, 4:2:0.
+of a real photo (2–3 MB at quality 90 for 12 MP). Encoded at quality 90, 4:2:0.
 
 The result is cached under ``bench/corpus/`` (git-ignored), keyed by the recipe version.
 

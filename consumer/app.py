@@ -212,7 +212,11 @@ class App:
         due = self.batcher.due_in()
         timeout = 0.1 if due is None else min(0.1, max(due, 0.0))
         if self._paused and set(self.tracker.partitions()) <= self._paused:
-            self.consumer.poll(timeout)  # serves callbacks and heartbeats; paused: no records
+            # Serves callbacks and heartbeats. Paused partitions return no records, but one
+            # fetched just before the pause still might: it must be tracked, never dropped.
+            msg = self.consumer.poll(timeout)
+            if msg is not None:
+                self._accept(msg)
             return
         messages = self.consumer.consume(num_messages=self.settings.max_batch_size, timeout=timeout)
         for msg in messages:
@@ -240,6 +244,8 @@ class App:
         except PermanentError as exc:
             item.error = exc
         self.tracker.track(tp, epoch, item.offset)
+        assert self.pipeline is not None
+        self.pipeline.start_preparing(item)  # decode while the batch forms
         self.batcher.add(item)
 
     def _dispatch_ready(self, force: bool = False) -> None:
@@ -329,7 +335,10 @@ class App:
                 continue
             position = self.tracker.position((topic, partition))
             if position is None:
-                committed = self.consumer.committed([TopicPartition(topic, partition)], timeout=1.0)
+                try:
+                    committed = self.consumer.committed([TopicPartition(topic, partition)], timeout=1.0)
+                except KafkaException:  # e.g. timed out on a busy broker: a gauge is not worth dying for
+                    continue
                 position = committed[0].offset if committed and committed[0].offset != OFFSET_INVALID else None
             lag = max(0, high - position) if position is not None and position >= 0 else high
             self.metrics.lag.labels(topic, str(partition)).set(lag)
@@ -374,7 +383,9 @@ class App:
             self._dispatch_ready(force=True)
             self._collect(timeout=0.05)
             self._commit()
-            self.consumer.poll(0)
+            msg = self.consumer.poll(0)
+            if msg is not None:
+                self._accept(msg)  # tracked, so no commit can pass it
         self._commit()
         left = self.tracker.outstanding()
         if left:

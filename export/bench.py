@@ -3,9 +3,10 @@
 Builds a small AlexNet-like Keras model (uint8 input, in-graph rescaling, five
 convolutions, two dense layers; random weights, since speed does not depend on
 them), exports it through the real pipeline with ``--fp16 --optimize``, adds
-ungated copies optimised at every ONNX Runtime level, then times each file with
-ONNX Runtime's CPU provider the way the consumer opens it
-(``ORT_ENABLE_ALL``), at batch size 32. Prints a Markdown table.
+ungated copies optimised at the other ONNX Runtime levels, then times each file
+with ONNX Runtime's CPU provider the way the consumer opens it
+(``ORT_ENABLE_ALL``), at batch size 32, the files taking turns. Prints a
+Markdown table.
 
 Example::
 
@@ -55,9 +56,7 @@ def alexnet_like(input_size: int = 227, classes: int = 4, width: float = 1.0,
     return keras.Model(inputs, outputs, name="alexnet_like")
 
 
-def throughput(path: Path, batch: int, seconds: float, rounds: int = 5,
-               threads: int = 0) -> dict[str, float]:
-    """Median images/s over ``rounds`` timed windows, plus session load time."""
+def _session(path: Path, threads: int) -> tuple[Any, float]:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -67,18 +66,37 @@ def throughput(path: Path, batch: int, seconds: float, rounds: int = 5,
     started = time.perf_counter()
     session = ort.InferenceSession(str(path), sess_options=options,
                                    providers=["CPUExecutionProvider"])
-    load_s = time.perf_counter() - started
-    size = session.get_inputs()[0].shape[1]
+    return session, time.perf_counter() - started
+
+
+def throughput(paths: list[Path], batch: int, seconds: float, rounds: int = 5,
+               threads: int = 0) -> list[dict[str, float]]:
+    """Median images/s of each file, plus its session load time.
+
+    The files take turns, one timed window each per round, so a neighbour's load
+    on a shared machine slows them all alike instead of skewing one of them.
+    Images per CPU-second (process time) is reported too: with one intra-op
+    thread it hardly depends on what else the machine runs.
+    """
+    sessions = [_session(path, threads) for path in paths]
+    size = sessions[0][0].get_inputs()[0].shape[1]
     images = np.random.default_rng(0).integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
-    session.run(None, {"image": images})  # warm-up
-    rates = []
+    rates: list[list[float]] = [[] for _ in paths]
+    cpu_rates: list[list[float]] = [[] for _ in paths]
+    for session, _ in sessions:
+        session.run(None, {"image": images})  # warm-up
+    window = seconds / rounds
     for _ in range(rounds):
-        count, begin = 0, time.perf_counter()
-        while time.perf_counter() - begin < seconds / rounds:
-            session.run(None, {"image": images})
-            count += batch
-        rates.append(count / (time.perf_counter() - begin))
-    return {"images_per_s": statistics.median(rates), "load_s": load_s}
+        for index, (session, _) in enumerate(sessions):
+            count, begin, cpu_begin = 0, time.perf_counter(), time.process_time()
+            while time.perf_counter() - begin < window:
+                session.run(None, {"image": images})
+                count += batch
+            rates[index].append(count / (time.perf_counter() - begin))
+            cpu_rates[index].append(count / max(time.process_time() - cpu_begin, 1e-9))
+    return [{"images_per_s": statistics.median(r), "min": min(r), "max": max(r), "load_s": load,
+             "images_per_cpu_s": statistics.median(c)}
+            for r, c, (_, load) in zip(rates, cpu_rates, sessions)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="where to keep the files (default: a temp folder, removed)")
     parser.add_argument("--batch", type=int, default=32, help="batch size timed")
     parser.add_argument("--seconds", type=float, default=10.0, help="timing per file")
+    parser.add_argument("--rounds", type=int, default=5, help="timed windows per file")
     parser.add_argument("--threads", type=int, default=0, help="ORT intra-op threads (0: all)")
     parser.add_argument("--width", type=float, default=1.0, help="conv width multiplier")
     parser.add_argument("--dense", type=int, default=1024, help="dense layer width")
@@ -118,14 +137,18 @@ def main(argv: list[str] | None = None) -> int:
             onnx.save(variants.optimize(fp32, level), str(target))
             rows.append((target.name + " (ungated)", "fp32", level, target))
         print(f"AlexNet-like: {params / 1e6:.1f} M parameters, export (fp32+fp16+opt, gates) "
-              f"{export_s:.1f}s, CPU cores {os.cpu_count()}, batch {args.batch}\n")
+              f"{export_s:.1f}s, CPU cores {os.cpu_count()}, intra-op threads "
+              f"{args.threads or 'all'}, batch {args.batch}, load average "
+              f"{os.getloadavg()[0]:.1f}\n")
+        timings = throughput([row[3] for row in rows], args.batch, args.seconds,
+                             rounds=args.rounds, threads=args.threads)
         print("| file | precision | offline optimisation | size (MB) | session load (s) "
-              "| images/s |")
-        print("|---|---|---|---:|---:|---:|")
-        for name, precision, level, path in rows:
-            timing = throughput(path, args.batch, args.seconds, threads=args.threads)
+              "| images/s (median, min-max) | images per CPU-second |")
+        print("|---|---|---|---:|---:|---:|---:|")
+        for (name, precision, level, path), timing in zip(rows, timings):
             print(f"| {name} | {precision} | {level} | {path.stat().st_size / 1e6:.1f} "
-                  f"| {timing['load_s']:.2f} | {timing['images_per_s']:.1f} |", flush=True)
+                  f"| {timing['load_s']:.2f} | {timing['images_per_s']:.1f} "
+                  f"({timing['min']:.1f}-{timing['max']:.1f}) | {timing['images_per_cpu_s']:.1f} |")
     return 0
 
 

@@ -3,11 +3,13 @@
 The converter path that works with Keras 3.15 / TensorFlow 2.21 / tf2onnx 1.17:
 wrap the model in a ``tf.function`` whose input signature is
 ``tf.TensorSpec([None, S, S, 3], tf.uint8, name="image")`` and which returns
-``{"scores": probabilities}``, then ``tf2onnx.convert.from_function``. tf2onnx
-names the graph input after the TensorSpec and the output after the dict key,
-so the contract names need no renaming; the batch dimension stays symbolic and
-is renamed ``N``. Keras' own numpy-2 compatibility patch for tf2onnx is applied
-first (``keras.src.export.tf2onnx_lib.patch_tf2onnx``, what ``model.export(...,
+``{"scores": probabilities}``; freeze its concrete function with
+``convert_variables_to_constants_v2`` (see :func:`_frozen_graph` for why not
+plain ``tf2onnx.convert.from_function``); convert the frozen GraphDef with
+``tf2onnx.convert.from_graph_def``, renaming its tensors to ``image`` and
+``scores``. The batch dimension stays symbolic and is renamed ``N``. Keras' own
+numpy-2 compatibility patch for tf2onnx is applied first
+(``keras.src.export.tf2onnx_lib.patch_tf2onnx``, what ``model.export(...,
 format="onnx")`` uses).
 
 tf2onnx 1.17 stops at opset 18 ("Opset 19 is not supported yet"); ONNX Runtime
@@ -23,8 +25,10 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -140,6 +144,42 @@ def check_model(proto: onnx.ModelProto) -> None:
         raise ConversionError(f"onnx.checker rejected the graph: {exc}") from exc
 
 
+def _frozen_graph(function: Any) -> tuple[Any, str, str]:
+    """Freeze the serving function: variables *and captured constants* become Const nodes.
+
+    ``tf2onnx.convert.from_function`` turns every non-variable capture into an
+    extra graph input: a Keras ``Normalization(mean=..., variance=...)`` layer
+    holds its statistics as captured tensors, and the file would then demand
+    ``.../normalization/Sub/y:0`` beside ``image``. Freezing first avoids that.
+    """
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2)
+
+    concrete = function.get_concrete_function()
+    frozen = convert_variables_to_constants_v2(concrete, lower_control_flow=False,
+                                               aggressive_inlining=True)
+    inputs = [t.name for t in frozen.inputs if t.dtype.name != "resource"]
+    outputs = [t.name for t in frozen.outputs]
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ConversionError(f"frozen graph has inputs {inputs} and outputs {outputs}; "
+                              "want exactly one of each")
+    return frozen.graph.as_graph_def(add_shapes=True), inputs[0], outputs[0]
+
+
+@contextlib.contextmanager
+def _quiet_tensorflow() -> Iterator[None]:
+    """tf2onnx's graph-def path calls TF1 helpers that log deprecation notices; hide them."""
+    import tensorflow as tf
+
+    tf_logger = tf.get_logger()
+    level = tf_logger.level
+    tf_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        tf_logger.setLevel(level)
+
+
 def keras_to_onnx(model: Any, *, input_size: int, num_classes: int, opset: int = DEFAULT_OPSET,
                   normalization: Normalization | None = None,
                   add_softmax: bool = False) -> onnx.ModelProto:
@@ -147,7 +187,6 @@ def keras_to_onnx(model: Any, *, input_size: int, num_classes: int, opset: int =
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ConversionError(f"opset {opset} outside what tf2onnx 1.17 converts "
                               f"({MIN_OPSET}..{MAX_OPSET})")
-    import tensorflow as tf
     import tf2onnx
 
     _patch_tf2onnx()
@@ -157,10 +196,13 @@ def keras_to_onnx(model: Any, *, input_size: int, num_classes: int, opset: int =
     tf2onnx.utils.INTERNAL_NAME = 1
     function = serving_function(model, input_size, normalization=normalization,
                                 add_softmax=add_softmax)
-    signature = [tf.TensorSpec([None, input_size, input_size, 3], tf.uint8, name=INPUT_NAME)]
     try:
-        proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=opset)
-    except Exception as exc:  # noqa: BLE001 - tf2onnx raises anything from anywhere
+        with _quiet_tensorflow():
+            graph_def, input_name, output_name = _frozen_graph(function)
+            proto, _ = tf2onnx.convert.from_graph_def(
+                graph_def, name="clazzify", input_names=[input_name], output_names=[output_name],
+                opset=opset, tensors_to_rename={input_name: INPUT_NAME, output_name: OUTPUT_NAME})
+    except Exception as exc:  # noqa: BLE001 - TensorFlow and tf2onnx raise anything
         raise ConversionError(f"tf2onnx failed at opset {opset}: {exc}") from exc
     _name_batch_dim(proto)
     check_io(proto, input_size, num_classes)

@@ -206,6 +206,9 @@ def export_model(options: ExportOptions, *,
     returns the graph to ship (the tests perturb a weight to prove the gate bites).
     """
     started = time.monotonic()
+    if options.parity_batch < 2:
+        raise ExportError(f"the parity gate's larger batch must be at least 2, "
+                          f"is {options.parity_batch}")
     run_dir = options.run_dir
     if run_dir is None and options.auto_run_dir:
         run_dir = source.find_run_dir(options.model)
@@ -286,6 +289,11 @@ def export_model(options: ExportOptions, *,
             if variant.temp is not None:
                 variant.temp.unlink(missing_ok=True)
 
+    stale = [name for name in (MODEL_FILE, OPTIMIZED_FILE, FP16_FILE)
+             if name not in {v.filename for v in plan} and (options.out / name).exists()]
+    if stale:
+        logger.warning("out=%s still holds %s from an earlier export; model.json does not "
+                       "describe them", options.out, ", ".join(stale))
     result = ExportResult(out=options.out, card_path=options.out / card.CARD_FILE, files=files)
     result.card = _card(options, run, identity, holdout, proto, files, producer,
                         ref_scores[max(batch_sizes)], time.monotonic() - started)

@@ -40,19 +40,20 @@ ops-py-tools:
 	  echo "$$want" > "$$stamp"; \
 	fi
 
-ops-go-tools: $(OPS_BIN)/.kustomize-$(KUSTOMIZE_VERSION) $(OPS_BIN)/.actionlint-$(ACTIONLINT_VERSION)
+# One Go tool: rebuilt when its binary is missing or its recorded version differs from the pin.
+define ops_go_tool
+if [ -x "$(OPS_BIN)/$(1)" ] && [ "$$(cat "$(OPS_BIN)/.$(1).version" 2>/dev/null)" = "$(3)" ]; then \
+  echo "ops-tools: $(1) $(3) up to date"; \
+else \
+  echo "ops-tools: building $(1) $(3) into $(OPS_BIN)"; \
+  mkdir -p "$(OPS_BIN)" && cd "$(OPS_ROOT)" && $(OPS_GO) install $(2)@$(3) \
+    && echo "$(3)" > "$(OPS_BIN)/.$(1).version"; \
+fi
+endef
 
-$(OPS_BIN)/.kustomize-$(KUSTOMIZE_VERSION):
-	@mkdir -p $(OPS_BIN) && rm -f $(OPS_BIN)/.kustomize-*
-	@echo "ops-tools: building kustomize $(KUSTOMIZE_VERSION) into $(OPS_BIN)"
-	cd $(OPS_ROOT) && $(OPS_GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
-	@touch $@
-
-$(OPS_BIN)/.actionlint-$(ACTIONLINT_VERSION):
-	@mkdir -p $(OPS_BIN) && rm -f $(OPS_BIN)/.actionlint-*
-	@echo "ops-tools: building actionlint $(ACTIONLINT_VERSION) into $(OPS_BIN)"
-	cd $(OPS_ROOT) && $(OPS_GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
-	@touch $@
+ops-go-tools:
+	@$(call ops_go_tool,kustomize,sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
+	@$(call ops_go_tool,actionlint,github.com/rhysd/actionlint/cmd/actionlint,$(ACTIONLINT_VERSION))
 
 ops-tools-versions: ## print what is installed
 	@$(OPS_BIN)/kustomize version

@@ -167,9 +167,11 @@ def build_cases(store: ObjectStore, sent: dict[str, int]) -> tuple[list[tuple], 
     inline_bad("svg", b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
                b'<rect width="10" height="10"/></svg>', "decode", "not_an_image")
     inline_bad("pdf", b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n", "decode", "not_an_image")
-    broken_png = bytearray(encoded(Image.new("RGB", (64, 64), (1, 2, 3)), "PNG"))
-    broken_png[-30:-12] = b"\0" * 18  # smash the IDAT tail
-    inline_bad("png-bad-idat", bytes(broken_png), "decode", "corrupt_image")
+    noisy = np.random.default_rng(2).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    png = encoded(Image.fromarray(noisy), "PNG")
+    idat = png.find(b"IDAT")
+    inline_bad("png-smashed-idat", png[:idat + 50] + b"\0" * 100 + png[idat + 150:], "decode", "corrupt_image")
+    inline_bad("png-truncated", png[:idat + 200], "decode", "corrupt_image")
     # --- events that do not parse ---
     records.append(raw_event("zero-bytes", b"", [("content-type", b"image/jpeg")]))
     dead["zero-bytes"] = ("parse", "empty", None)
@@ -318,7 +320,7 @@ def test_hostile_inputs_are_dead_lettered_with_reasons_and_memory_stays_capped(
     for key, data in good.items():
         want = h.expected_scores(data, model)
         have = np.array([row_by_id[key]["scores"][label] for label in fh.LABELS])
-        np.testing.assert_allclose(have, want, rtol=0, atol=1e-6, err_msg=key)
+        np.testing.assert_allclose(have, want, rtol=0, atol=fh.SCORE_ATOL, err_msg=key)
     assert len(h.rows(database_url, db_schema)) == len(good) + 1
 
     assert "unexpected error" not in log and "Traceback" not in log, fh.tail(member.log, 80)

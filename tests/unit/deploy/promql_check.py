@@ -8,7 +8,7 @@ Used by the deploy tests (dashboard, alert rules, HPA metric) against the metric
 
     exported = exported_names(scrape_text)          # or a CollectorRegistry
     assert metric_names_in('rate(clazzify_images_total[5m])') == {"clazzify_images_total"}
-    assert unknown_metrics(exprs, exported) == {}
+    assert unknown_metrics(deploy_expressions(), exported, STANDARD_METRICS | recorded_names()) == {}
 
 The parser is PyPI's ``promql-parser``, installed in ``.venv-tools`` (``make ops-tools``), not
 in the application's environment. Called from elsewhere, this module runs itself in that
@@ -107,6 +107,45 @@ def unknown_metrics(exprs: Iterable[str], exported: set[str],
     known = set(exported) | set(allowed)
     found = metric_names_in_many(exprs)
     return {expr: names - known for expr, names in found.items() if names - known}
+
+
+def deploy_expressions() -> list[str]:
+    """Every PromQL expression under deploy/: alert/recording rules, dashboard queries (Grafana
+    macros replaced), the dashboard's variable query, the prometheus-adapter series query."""
+    rules = _rule_documents()
+    exprs = [r["expr"] for g in rules["clazzify-rules.yaml"]["groups"] for r in g["rules"]]
+    exprs += [r["seriesQuery"] for r in rules["adapter-rules.yaml"]["rules"]["custom"]]
+    board = json.loads((REPO / "deploy" / "grafana" / "clazzify-dashboard.json").read_text(encoding="utf-8"))
+    exprs += [grafana_to_promql(t["expr"]) for p in board["panels"] for t in p.get("targets", [])]
+    for var in board["templating"]["list"]:
+        query = var.get("query")
+        if isinstance(query, dict):
+            m = re.fullmatch(r"label_values\((.+),\s*\w+\)", query["query"])
+            if m:
+                exprs.append(m.group(1))
+    return exprs
+
+
+def recorded_names() -> set[str]:
+    """Series that the recording rules create (queries may use them like exported metrics)."""
+    groups = _rule_documents()["clazzify-rules.yaml"]["groups"]
+    return {r["record"] for g in groups for r in g["rules"] if "record" in r}
+
+
+def _rule_documents() -> dict[str, Any]:
+    folder = REPO / "deploy" / "prometheus"
+    code = ("import json, sys, yaml; "
+            "json.dump({p: yaml.safe_load(open(sys.argv[1] + '/' + p)) for p in sys.argv[2:]}, sys.stdout)")
+    names = ["clazzify-rules.yaml", "adapter-rules.yaml"]
+    try:
+        import yaml
+    except ImportError:
+        if not TOOLS_PYTHON.exists():
+            raise RuntimeError(f"{TOOLS_PYTHON} is missing: run `make -f mk/ops.mk ops-tools`") from None
+        proc = subprocess.run([str(TOOLS_PYTHON), "-c", code, str(folder), *names], capture_output=True,
+                              text=True, timeout=60, check=True)
+        return json.loads(proc.stdout)
+    return {n: yaml.safe_load((folder / n).read_text(encoding="utf-8")) for n in names}
 
 
 def _family_series(name: str, kind: str) -> set[str]:

@@ -11,7 +11,8 @@ from prometheus_client import generate_latest
 
 from consumer.metrics import Metrics
 
-from .promql_check import STANDARD_METRICS, exported_names, grafana_to_promql, metric_names_in_many, unknown_metrics
+from .promql_check import (STANDARD_METRICS, deploy_expressions, exported_names, grafana_to_promql,
+                           metric_names_in_many, recorded_names, unknown_metrics)
 from .tooling import REPO, TOOLS_PYTHON, one, run, tool, yaml_file
 
 RULES = REPO / "deploy" / "prometheus" / "clazzify-rules.yaml"
@@ -141,6 +142,14 @@ def test_alerts_cover_the_issue_and_link_the_runbook() -> None:
         anchor = rule["annotations"]["runbook_url"].rsplit("#", 1)[1]
         assert anchor == name.lower(), f"{name}: runbook_url anchor should be #{name.lower()}"
         assert anchor in anchors, f"docs/runbook.md has no section '{name}' (#{anchor})"
+
+
+def test_deploy_expressions_is_the_whole_set() -> None:
+    """The helper an integration test uses against a live scrape sees every query checked here."""
+    exprs = set(deploy_expressions())
+    assert {r["expr"] for r in _rules()} <= exprs and set(_dashboard_exprs()) <= exprs
+    assert recorded_names() == {r["record"] for r in _rules() if "record" in r}
+    assert not unknown_metrics(exprs, _exported(), STANDARD_METRICS | recorded_names())
 
 
 @pytest.mark.parametrize("bad", ["rate(clazzify_images_total[5m]", "clazzify_nope_total"])

@@ -91,6 +91,21 @@ def test_logits_need_softmax(make_model: Callable[..., Any], tmp_path: Path) -> 
     assert result.files[0].parity["passed"]
 
 
+def test_normalization_layer_constants_stay_inside_the_graph(tmp_path: Path) -> None:
+    """Keras' Normalization(mean=, variance=) holds captured tensors, not variables."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((SIZE, SIZE, 3), dtype="uint8")
+    x = layers.Normalization(mean=[124.0, 116.0, 104.0], variance=[3400.0, 3300.0, 3300.0])(inputs)
+    x = layers.GlobalAveragePooling2D()(layers.Conv2D(4, 3)(x))
+    keras.Model(inputs, layers.Dense(3, activation="softmax")(x)).save(tmp_path / "n.keras")
+    result = export_model(ExportOptions(model=tmp_path / "n.keras", out=tmp_path / "out",
+                                        holdout_limit=8))
+    session = ort.InferenceSession(str(result.files[0].path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["image"]
+
+
 def _dataset(path: Path, labels: list[str], n: int = 12) -> Path:
     """The trainer's HDF5 layout, as far as the exporter reads it."""
     rng = np.random.default_rng(0)

@@ -32,6 +32,13 @@ def run_trainer(*args: str, check: bool = True, timeout: float = 300) -> subproc
     return result
 
 
+def call_main(*args) -> int:
+    """Run ``python -m trainer ARGS`` in this process (cheaper: Keras is already imported)."""
+    from trainer.__main__ import main
+
+    return main([str(arg) for arg in args])
+
+
 def last_json(stdout: str) -> dict:
     """The last line of a command's stdout, parsed as JSON."""
     return json.loads(stdout.strip().splitlines()[-1])
