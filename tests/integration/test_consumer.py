@@ -228,3 +228,19 @@ def test_metrics_show_the_design_families_with_matching_values(
     assert h.metric_value(text, "process_resident_memory_bytes") > 0
     assert {f'partition="{p}"' for p in range(4)} <= {s for s in (f'partition="{p}"' for p in range(4)) if s in text}
     assert ready[0] == 200 and live[0] == 200
+
+
+def test_every_metric_in_dashboards_and_alerts_is_in_a_live_scrape(
+        kafka_bootstrap, database_url, db_schema, topic, dlq, model):
+    from tests.unit.deploy.promql_check import (STANDARD_METRICS, deploy_expressions, exported_names,
+                                                recorded_names, unknown_metrics)
+    h.produce(kafka_bootstrap, topic, [h.inline(f"p-{i}", h.jpeg(i)) for i in range(8)])
+    settings = h.settings_for(kafka_bootstrap, database_url, db_schema, topic, model, dlq_topic=dlq)
+    with h.running_app(settings) as running:
+        h.wait_rows(database_url, db_schema, 8)
+        scrape = running.get("/metrics")[1]
+    exported = exported_names(scrape)
+    assert "clazzify_backlog_seconds" in exported and "clazzify_images_total" in exported
+    expressions = deploy_expressions()
+    assert len(expressions) >= 10
+    assert not unknown_metrics(expressions, exported, STANDARD_METRICS | recorded_names())
