@@ -222,6 +222,9 @@ def export_model(options: ExportOptions, *,
     holdout = load_holdout(options.holdout, shape.input_size, split=options.holdout_split,
                            limit=options.holdout_limit)
     identity = _identity(options, run, shape, holdout, normalization)
+    if len(holdout.images) < SINGLE_LIMIT:
+        logger.warning("holdout=%s has only %d images: the parity gate sees little; give a "
+                       "larger split or --holdout-limit", holdout.source, len(holdout.images))
     logger.info("loaded model=%s size=%d classes=%d input=%s holdout=%s(%d)", options.model,
                 shape.input_size, shape.num_classes, shape.input_dtype, holdout.kind,
                 len(holdout.images))

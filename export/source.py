@@ -131,16 +131,64 @@ def find_run_dir(model_path: Path) -> Path | None:
 
 
 def load_keras(path: str | Path) -> Any:
-    """Load a ``.keras`` (or legacy ``.h5``) model for inference only."""
+    """Load a ``.keras`` (or legacy ``.h5``) model for inference only, computing in float32."""
     model_path = Path(path)
     if not model_path.is_file():
         raise ModelSourceError(f"no Keras model at {model_path}")
     import keras  # heavy: imported only when a model is really loaded
 
     try:
-        return keras.models.load_model(model_path, compile=False)
+        model = keras.models.load_model(model_path, compile=False)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
         raise ModelSourceError(f"cannot load {model_path}: {exc}") from exc
+    return as_float32(model)
+
+
+_REDUCED_POLICIES = ("mixed_float16", "mixed_bfloat16", "float16", "bfloat16")
+
+
+def _float32_config(node: Any) -> tuple[Any, int]:
+    """Copy of a Keras config with every reduced-precision dtype policy set to float32."""
+    if isinstance(node, dict):
+        if node.get("class_name") in ("DTypePolicy", "FloatDTypePolicy") and \
+                isinstance(node.get("config"), dict) and \
+                node["config"].get("name") in _REDUCED_POLICIES:
+            return {**node, "config": {**node["config"], "name": "float32"}}, 1
+        changed, out = 0, {}
+        for key, value in node.items():
+            if key == "dtype" and value in _REDUCED_POLICIES:
+                out[key], hits = "float32", 1
+            else:
+                out[key], hits = _float32_config(value)
+            changed += hits
+        return out, changed
+    if isinstance(node, list):
+        pairs = [_float32_config(v) for v in node]
+        return [p[0] for p in pairs], sum(p[1] for p in pairs)
+    return node, 0
+
+
+def as_float32(model: Any) -> Any:
+    """The same model computing in float32, whatever dtype policy it was trained under.
+
+    A model trained with mixed precision (the trainer does so on GPUs) keeps the
+    ``mixed_float16`` policy in its saved config; converted as is, the "fp32" file
+    would compute in float16. Rebuilding from the config with float32 policies and
+    copying the weights (kept in float32 by mixed precision anyway) gives the
+    full-precision graph; the fp16 variant is then derived from it explicitly.
+    """
+    config, changed = _float32_config(model.get_config())
+    if not changed:
+        return model
+    try:
+        rebuilt = model.__class__.from_config(config)
+        rebuilt.set_weights(model.get_weights())
+    except Exception as exc:  # noqa: BLE001 - a custom model may not round-trip its config
+        raise ModelSourceError(f"cannot rebuild the model in float32 (it uses a reduced-"
+                               f"precision dtype policy): {exc}") from exc
+    logger.info("model used a reduced-precision dtype policy in %d places; rebuilt in float32",
+                changed)
+    return rebuilt
 
 
 def model_shape(model: Any, input_size: int | None = None) -> ModelShape:

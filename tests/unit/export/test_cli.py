@@ -10,6 +10,8 @@ import pytest
 
 from export.__main__ import ENV_PREFIX, build_parser, main
 
+REPO = Path(__file__).resolve().parents[3]
+
 
 def test_help_explains_every_flag_and_its_environment_variable() -> None:
     parser = build_parser()
@@ -19,7 +21,7 @@ def test_help_explains_every_flag_and_its_environment_variable() -> None:
         assert action.help, action.dest
         assert f"[{ENV_PREFIX}" in action.help, action.dest
     text = subprocess.run([sys.executable, "-m", "export", "--help"], check=True,
-                          capture_output=True, text=True).stdout
+                          capture_output=True, text=True, cwd=REPO).stdout
     for flag in ("--out", "--run-dir", "--holdout", "--opset", "--fp16", "--optimize",
                  "--version", "--labels", "--normalize", "--softmax"):
         assert flag in text

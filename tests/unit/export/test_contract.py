@@ -12,7 +12,7 @@ import pytest
 
 from consumer import contract
 from export import card
-from tests.unit.export.conftest import LABELS, METRICS, RUN
+from tests.unit.export.conftest import LABELS, RUN
 
 EXACT_KEYS = {"labels", "input_size", "model_version", "dataset_digest", "trained_at",
               "metrics", "precision", "producer", "normalization", "arch"}

@@ -167,3 +167,41 @@ def test_consumer_and_trainer_paths_agree(tmp_path: Path) -> None:
     assert len(payloads) >= 100
     assert agreement >= TOP1_MIN
     assert mean_abs <= MEAN_ABS_BOUND
+
+
+def measure(seeds: int = 5) -> None:
+    """Print the figures in docs/export.md: per seed, and the pixel skew split by cause.
+
+    ``python -m tests.unit.export.test_serving_parity`` (Keras only: the ONNX file is
+    within 1e-4 of Keras, far below these differences).
+    """
+    paths = photo_paths()
+    payloads, owners = uploads(paths)
+    crops = training_crops(paths)
+    consumer_pixels = np.stack([preprocess(p, SIZE) for p in payloads])
+    trainer_pixels = np.stack([trainer_path(p) for p in payloads])
+
+    def full_bilinear(data: bytes) -> np.ndarray:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            rgb = ImageOps.exif_transpose(image).convert("RGB")
+            return np.asarray(rgb.resize((SIZE, SIZE), Image.Resampling.BILINEAR))
+
+    bilinear_pixels = np.stack([full_bilinear(p) for p in payloads])
+    diff = lambda a, b: float(np.abs(a.astype(int) - b).mean())  # noqa: E731
+    print(f"{len(payloads)} uploads; pixel mean|Δ| consumer vs trainer "
+          f"{diff(consumer_pixels, trainer_pixels):.2f}/255, of which filter (full-decode "
+          f"bilinear vs Lanczos) {diff(bilinear_pixels, trainer_pixels):.2f}, draft "
+          f"(consumer vs full-decode bilinear) {diff(consumer_pixels, bilinear_pixels):.2f}")
+    print("| seed | top-1 agreement | mean |Δscore| | max |Δscore| | draft alone: top-1, mean |Δ| |")
+    for seed in range(seeds):
+        model = probe_model(*crops, classes=len(paths), seed=seed)
+        a, b, c = (model.predict(x, batch_size=32, verbose=0)
+                   for x in (consumer_pixels, trainer_pixels, bilinear_pixels))
+        print(f"| {seed} | {(a.argmax(1) == b.argmax(1)).mean():.2%} | "
+              f"{np.abs(a - b).mean():.4f} | {np.abs(a - b).max():.3f} | "
+              f"{(a.argmax(1) == c.argmax(1)).mean():.2%}, {np.abs(a - c).mean():.4f} |")
+
+
+if __name__ == "__main__":
+    measure()

@@ -106,6 +106,23 @@ def test_normalization_layer_constants_stay_inside_the_graph(tmp_path: Path) -> 
     assert [i.name for i in session.get_inputs()] == ["image"]
 
 
+def test_mixed_precision_model_exports_in_float32(make_model: Callable[..., Any],
+                                                 tmp_path: Path) -> None:
+    import keras
+    import onnx
+
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        make_model(size=SIZE).save(tmp_path / "mixed.keras")
+    finally:
+        keras.config.set_dtype_policy("float32")
+    result = export_model(ExportOptions(model=tmp_path / "mixed.keras", out=tmp_path / "out",
+                                        holdout_limit=8))
+    proto = onnx.load(str(result.files[0].path))
+    types = {t.data_type for t in proto.graph.initializer}
+    assert onnx.TensorProto.FLOAT16 not in types and onnx.TensorProto.FLOAT in types
+
+
 def _dataset(path: Path, labels: list[str], n: int = 12) -> Path:
     """The trainer's HDF5 layout, as far as the exporter reads it."""
     rng = np.random.default_rng(0)
