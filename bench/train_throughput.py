@@ -36,7 +36,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=8, help="timed batches (epoch 2)")
     parser.add_argument("--source", choices=("memory", "hdf5"), default="memory")
-    parser.add_argument("--no-augment", action="store_true")
+    parser.add_argument("--augment", choices=("full", "light", "none"), default="full")
     parser.add_argument("--mixed-precision", choices=("auto", "on", "off"), default="auto")
     parser.add_argument("--classes", type=int, default=4)
     return parser.parse_args(argv)
@@ -87,7 +87,7 @@ def main(argv=None) -> int:
             data = FixedBatches(x, y, args.steps)
         for width in (float(w) for w in args.widths.split(",")):
             model = build_model(args.arch, size, args.classes, width=width)
-            fit_model = model if args.no_augment else training_model(model, seed=0)
+            fit_model = model if args.augment == "none" else training_model(model, 0, args.augment)
             fit_model.compile(optimizer=keras.optimizers.AdamW(1e-3),
                               loss="sparse_categorical_crossentropy", metrics=["accuracy"])
             meter = EpochThroughput(len(data) * batch)
@@ -100,7 +100,7 @@ def main(argv=None) -> int:
         "benchmark": "train_throughput", "backend": device.backend, "device": device.device,
         "dtype_policy": policy, "keras": keras.__version__, "input_size": size,
         "batch_size": batch, "timed_steps": args.steps, "source": args.source,
-        "augment": not args.no_augment, "results": results,
+        "augment": args.augment, "results": results,
     }, indent=2))
     return 0
 

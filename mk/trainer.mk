@@ -3,7 +3,7 @@
 #
 #   make fashion-mnist            # Debian's dataset-fashion-mnist end to end: convert -> build-dataset
 #                                 # -> train -> evaluate -> export (CPU subset by default; see below)
-#   make fashion-mnist FMNIST_LIMIT=60000 FMNIST_SIZE=227 FMNIST_WIDTH=1.0 FMNIST_EPOCHS=30   # the full run, on a GPU
+#   make fashion-mnist-clean fashion-mnist FMNIST_LIMIT=60000 FMNIST_SIZE=227 FMNIST_WIDTH=1.0 FMNIST_EPOCHS=30  # GPU
 #   make test-trainer             # tests/unit/trainer (about 4 minutes on two cores)
 #   make bench-trainer            # training images/s, narrow and full AlexNet at 227 (bench/train_throughput.py)
 
@@ -22,7 +22,9 @@ FMNIST_LIMIT  ?= 10000
 FMNIST_SIZE   ?= 64
 FMNIST_ARCH   ?= alexnet
 FMNIST_WIDTH  ?= 0.5
-FMNIST_EPOCHS ?= 8
+FMNIST_EPOCHS ?= 10
+FMNIST_LR     ?= 0.001
+FMNIST_AUGMENT ?= light
 FMNIST_BATCH  ?= 64
 FMNIST_TRAIN_FLAGS ?=
 TRAINER_BENCH_FLAGS ?= --input-size 227 --batch-size 32 --widths 0.25,1.0 --steps 6
@@ -49,7 +51,8 @@ $(FMNIST_H5): $(FMNIST_SRC)/manifest.csv
 
 $(FMNIST_RUN)/model.keras: $(FMNIST_H5)
 	$(PY) -m trainer train $(FMNIST_H5) --out $(FMNIST_RUN) --overwrite --arch $(FMNIST_ARCH) \
-		--width-multiplier $(FMNIST_WIDTH) --epochs $(FMNIST_EPOCHS) --batch-size $(FMNIST_BATCH) \
+		--width-multiplier $(FMNIST_WIDTH) --epochs $(FMNIST_EPOCHS) --batch-size $(FMNIST_BATCH) --augment $(FMNIST_AUGMENT) \
+		--learning-rate $(FMNIST_LR) \
 		$(FMNIST_TRAIN_FLAGS)
 
 fashion-mnist-clean: ## remove the Fashion-MNIST folders, dataset, run and exported model

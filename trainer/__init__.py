@@ -11,6 +11,7 @@ Entry point: ``python -m trainer --help``. Modules, from the edge inward:
 - :mod:`trainer.augment`   training-only augmentation layers
 - :mod:`trainer.models`    alexnet, inceptionv3, mobilenetv3small, efficientnetb0
 - :mod:`trainer.device`    backend / GPU detection, mixed precision
+- :mod:`trainer.callbacks` best-inference-model checkpoint, images/s meter, cosine schedule
 - :mod:`trainer.train`     ``train``: the run folder
 - :mod:`trainer.metrics`   top-1, per-class precision/recall/F1, confusion matrix (pure NumPy)
 - :mod:`trainer.report`    curves.png, confusion_matrix.png

@@ -126,8 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--width-multiplier", type=float, default=1.0,
                        help="scale filters/units (alexnet; alpha for mobilenetv3small); 0.25 trains fast on CPU")
     train.add_argument("--dropout", type=float, default=0.5, help="dropout of alexnet's dense layers")
-    train.add_argument("--no-augment", action="store_true",
-                       help="turn off augmentation (flip, rotation, zoom/crop, translation, brightness, contrast)")
+    train.add_argument("--augment", choices=("full", "light", "none"), default="full",
+                       help="training-only augmentation: full = flip, rotation, zoom/crop, translation, "
+                            "brightness, contrast; light = flip and translation")
     train.add_argument("--class-weight", choices=("balanced", "none"), default="balanced",
                        help="weight the loss by n/(C*n_c) so rare classes count as much as common ones")
     train.add_argument("--mixed-precision", choices=("auto", "on", "off"), default="auto",
@@ -204,7 +205,7 @@ def _train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, learning_rate=args.learning_rate, optimizer=args.optimizer,
         weight_decay=args.weight_decay, lr_schedule=args.lr_schedule, patience=args.patience,
         monitor=args.monitor, width_multiplier=args.width_multiplier, dropout=args.dropout,
-        augment=not args.no_augment, class_weight=args.class_weight,
+        augment=args.augment, class_weight=args.class_weight,
         mixed_precision=args.mixed_precision, seed=args.seed, workers=args.workers,
         overwrite=args.overwrite))
     keys = ("arch", "epochs", "best_epoch", "val_top1_accuracy", "metrics_split", "top1_accuracy",

@@ -57,7 +57,7 @@ class TrainConfig:
     monitor: str = "val_loss"
     width_multiplier: float = 1.0
     dropout: float = 0.5
-    augment: bool = True
+    augment: str = "full"
     class_weight: str = "balanced"
     mixed_precision: str = "auto"
     seed: int = 1337
@@ -70,9 +70,13 @@ def _utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _holds_a_run(out: Path) -> bool:
+    return out.exists() and any(out.iterdir())
+
+
 def prepare_run_dir(out: Path, overwrite: bool) -> None:
     """Create ``out``; refuse to mix a new run into an old one unless ``overwrite``."""
-    if out.exists() and any(out.iterdir()):
+    if _holds_a_run(out):
         if not overwrite:
             raise RunError(f"{out} already holds a run; pass --overwrite or choose another --out")
         shutil.rmtree(out)
@@ -89,7 +93,8 @@ def train(config: TrainConfig) -> dict:
             raise DatasetError(f"{config.dataset} has an empty {split} split; rebuild it with "
                                f"a non-zero --val-fraction")
     out = Path(config.out)
-    prepare_run_dir(out, config.overwrite)
+    if _holds_a_run(out) and not config.overwrite:  # fail before any slow work
+        prepare_run_dir(out, overwrite=False)
 
     # Keras is imported only now, after __main__ has had a chance to set KERAS_BACKEND.
     import keras
@@ -118,6 +123,7 @@ def _fit_and_write(config: TrainConfig, info, out: Path) -> dict:
     num_classes = len(info.labels)
     model = build_model(config.arch, info.input_size, num_classes,
                         width=config.width_multiplier, dropout=config.dropout)
+    prepare_run_dir(out, config.overwrite)  # only once the arguments have proved usable
     weights = None
     if config.class_weight == "balanced":
         weights = balanced_class_weight(info.class_counts["train"])
@@ -127,7 +133,9 @@ def _fit_and_write(config: TrainConfig, info, out: Path) -> dict:
                                 seed=config.seed, class_weight=weights, **loader)
     val_batches = HDF5Batches(info.path, "val", config.batch_size, **loader)
 
-    fit_model = training_model(model, seed=config.seed) if config.augment else model
+    fit_model = model
+    if config.augment != "none":
+        fit_model = training_model(model, seed=config.seed, strength=config.augment)
     fit_model.compile(optimizer=_optimizer(config),
                       loss="sparse_categorical_crossentropy",
                       metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
@@ -136,12 +144,13 @@ def _fit_and_write(config: TrainConfig, info, out: Path) -> dict:
     throughput = EpochThroughput(train_batches.size)
     callbacks = [
         checkpoint, throughput,
+        # before CSVLogger: the schedule writes "learning_rate" into the epoch's logs
+        *_lr_schedule(config, checkpoint.mode),
         keras.callbacks.EarlyStopping(monitor=config.monitor, patience=config.patience,
                                       mode=checkpoint.mode),
         keras.callbacks.CSVLogger(str(out / "history.csv")),
         keras.callbacks.TerminateOnNaN(),
     ]
-    callbacks.extend(_lr_schedule(config, checkpoint.mode))
     verbose = config.verbose if config.verbose is not None else (1 if sys.stderr.isatty() else 2)
     started = time.monotonic()
     history = fit_model.fit(train_batches, validation_data=val_batches, epochs=config.epochs,

@@ -16,7 +16,7 @@ def test_help_of_every_command_names_its_flags():
         "build-dataset": ["--out", "--input-size", "--val-fraction", "--test-fraction", "--seed",
                           "--workers", "--min-side", "--max-pixels", "--compression", "--labels"],
         "train": ["--arch", "--out", "--epochs", "--batch-size", "--width-multiplier",
-                  "--mixed-precision", "--class-weight", "--no-augment", "--lr-schedule",
+                  "--mixed-precision", "--class-weight", "--augment", "--lr-schedule",
                   "--patience", "--seed", "--backend"],
         "evaluate": ["--split", "--out", "--batch-size"],
         "fashion-mnist": ["--out", "--limit", "--source"],
@@ -48,3 +48,8 @@ def test_train_refuses_to_overwrite_a_run(trained_run, synthetic_h5, caplog):
     run_dir, _ = trained_run
     assert call_main("train", synthetic_h5, "--out", run_dir, "--epochs", "1") == 2
     assert "already holds a run" in caplog.text and (run_dir / "model.keras").is_file()
+
+
+def test_train_checks_the_arch_before_creating_the_run(synthetic_h5, tmp_path, caplog):
+    assert call_main("train", synthetic_h5, "--out", tmp_path / "run", "--arch", "inceptionv3") == 2
+    assert "at least 75" in caplog.text and not (tmp_path / "run").exists()

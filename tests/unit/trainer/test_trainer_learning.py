@@ -56,7 +56,9 @@ def test_run_folder_contract(trained_run, synthetic_h5):
 
     with open(run_dir / "history.csv", newline="") as handle:
         history = list(csv.DictReader(handle))
-    assert len(history) == run["epochs"] and {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history[0])
+    assert len(history) == run["epochs"] and {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"} <= set(history[0])
+    rates = [float(row["learning_rate"]) for row in history]
+    assert rates[0] > rates[-1]  # the cosine schedule decays
     for png in ("curves.png", "confusion_matrix.png"):
         with Image.open(run_dir / png) as image:
             assert image.format == "PNG" and min(image.size) > 200

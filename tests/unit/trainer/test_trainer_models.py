@@ -82,3 +82,14 @@ def test_mixed_precision_model_is_saved_as_float32(tmp_path):
     for a, b in zip(mixed.get_weights(), loaded.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert saved.count_params() == loaded.count_params()
+
+
+def test_augmentation_strengths():
+    from trainer.augment import augmentation
+
+    names = lambda strength: [type(layer).__name__ for layer in augmentation(0, strength).layers]  # noqa: E731
+    assert names("light") == ["RandomFlip", "RandomTranslation"]
+    assert {"RandomRotation", "RandomZoom", "RandomBrightness", "RandomContrast"} <= set(names("full"))
+    assert names("none") == []
+    with pytest.raises(ValueError):
+        augmentation(0, "heavy")
