@@ -70,8 +70,9 @@ def test_kill_minus_nine_and_planted_faults_lose_nothing(kafka_bootstrap, databa
     settings = fh.fault_settings(kafka_bootstrap, database_url, db_schema, topic, model, dlq_topic=dlq,
                                  max_batch_size=32)
     faults = "before_upsert@0.01,after_db_commit@0.01,on_revoke@0.1"
-    # Besides the random chances, some restarts carry a certain death at one point.
-    planted_once = {1: "before_upsert@1", 4: "after_db_commit@1", 7: "on_revoke@1"}
+    # Besides the random chances, some restarts carry a certain death at one point. The one armed
+    # with on_revoke@1 is later sent SIGTERM: it dies inside its revoke callback, mid-rebalance.
+    planted_once = {1: "before_upsert@1", 4: "after_db_commit@1", 5: "on_revoke@1"}
     fleet = fh.Fleet(settings, tmp_path)
     started = time.monotonic()
     try:
@@ -83,13 +84,31 @@ def test_kill_minus_nine_and_planted_faults_lose_nothing(kafka_bootstrap, databa
         trickle.start()
         scorer.start()
         deadline = time.monotonic() + produce_s + 30
-        round_ = 0
+        round_, armed, pending = 0, None, set()  # pending: restarted with a certain death ahead
         while fleet.kills < 10 and time.monotonic() < deadline:
             time.sleep(rng.uniform(2.0, 4.0))
-            fleet.reap()
-            victim = rng.choice(sorted(fleet.members))
+            pending -= set(fleet.reap())
+            if round_ == 8 and armed is not None and fleet.members[armed].alive():
+                member = fleet.members[armed]
+                # Only a replica that owns partitions has anything to revoke when it leaves.
+                h.wait_for(lambda: not member.alive() or _assigned(member) > 0, 40, what="armed replica assigned")
+                if member.alive():
+                    fleet.signal(armed, signal.SIGTERM)  # leaving the group: revoke → planted SIGKILL
+                member.proc.wait(timeout=60)
+                pending -= set(fleet.reap())
+                armed = None
+            candidates = sorted(set(fleet.members) - pending - {armed})
+            if not candidates:
+                round_ += 1
+                continue
+            victim = rng.choice(candidates)
             fleet.kill(victim)
-            fleet.restart(victim, planted_once.get(round_, ""))
+            once = planted_once.get(round_, "")
+            fleet.restart(victim, once)
+            if once.startswith("on_revoke"):
+                armed = victim
+            elif once:
+                pending.add(victim)
             round_ += 1
         assert fleet.kills >= 10
         produced = trickle.finish()
@@ -97,7 +116,7 @@ def test_kill_minus_nine_and_planted_faults_lose_nothing(kafka_bootstrap, databa
         settle_deadline = time.monotonic() + 240
         while time.monotonic() < settle_deadline:
             fleet.reap()
-            if len(h.rows(database_url, db_schema)) >= n_good and \
+            if len(fh.rows(database_url, db_schema)) >= n_good and \
                     fh.committed_total(kafka_bootstrap, settings.group_id, topic, partitions) >= len(records):
                 break
             time.sleep(1.0)
@@ -107,7 +126,7 @@ def test_kill_minus_nine_and_planted_faults_lose_nothing(kafka_bootstrap, databa
     finally:
         fleet.stop_all()
     elapsed = time.monotonic() - started
-    got = h.rows(database_url, db_schema)
+    got = fh.rows(database_url, db_schema)
     letters = h.read_topic(kafka_bootstrap, dlq, n_bad, timeout=30)
     scorer.join(120)
     newest = fh.newest_by_id([p for p in produced if p.key in images])
@@ -115,6 +134,7 @@ def test_kill_minus_nine_and_planted_faults_lose_nothing(kafka_bootstrap, databa
     dlq_keys = [m.key().decode() for m in letters]
     assert set(dlq_keys) == set(bad), sorted(set(dlq_keys) ^ set(bad))  # only the planted bad inputs
     planted = fault_log_counts(fleet)
+    assert all(planted.values()), planted  # every planted point really killed a replica
     fh.write_figures("crash", {
         **counts, "messages": len(records), "good": n_good, "planted_bad": n_bad, "partitions": partitions,
         "replicas": 3, "kill_minus_nine": fleet.kills, "planted_fault_deaths": fleet.fault_deaths,
@@ -141,7 +161,7 @@ def test_postgres_outage_turns_not_ready_commits_nothing_unwritten_and_loses_not
         fleet.wait_up(member)
         trickle = fh.Trickle(kafka_bootstrap, topic, [h.inline(k, v) for k, v in images.items()], 36.0)
         trickle.start()
-        h.wait_for(lambda: len(h.rows(database_url, db_schema)) >= 150, 60, what="rows before the outage")
+        h.wait_for(lambda: len(fh.rows(database_url, db_schema)) >= 150, 60, what="rows before the outage")
         stopped_at = time.monotonic()
         pg_control.stop()
         # Not ready, with the database named as the failing check.
@@ -159,12 +179,12 @@ def test_postgres_outage_turns_not_ready_commits_nothing_unwritten_and_loses_not
         try:
             pg_control.start()
             outage = time.monotonic() - stopped_at
-            committed_at_restart = h.committed(kafka_bootstrap, settings.group_id, topic, partitions)
-            written = {(r["source_partition"], r["source_offset"]) for r in h.rows(database_url, db_schema)}
+            committed_at_restart = fh.committed(kafka_bootstrap, settings.group_id, topic, partitions)
+            written = {(r["source_partition"], r["source_offset"]) for r in fh.rows(database_url, db_schema)}
         finally:
             fleet.signal("c0", signal.SIGCONT)
         produced = trickle.finish()
-        h.wait_rows(database_url, db_schema, n, timeout=120)
+        fh.wait_rows(database_url, db_schema, n, timeout=120)
         wait_committed(kafka_bootstrap, settings.group_id, topic, partitions, n, 60)
         h.wait_for(lambda: member.readyz()[0] == 200, 30, what="/readyz 200 again")
         metrics = member.metrics()
@@ -183,7 +203,7 @@ def test_postgres_outage_turns_not_ready_commits_nothing_unwritten_and_loses_not
     assert readyz_during[0] == 503
     letters = h.read_topic(kafka_bootstrap, dlq, 0, timeout=3)
     assert letters == []  # a database outage is transient: nothing dead-lettered
-    counts = fh.check_rows(h.rows(database_url, db_schema), fh.newest_by_id(produced),
+    counts = fh.check_rows(fh.rows(database_url, db_schema), fh.newest_by_id(produced),
                            fh.offline_scores(images, model), topic)
     store_retries = h.metric_value(metrics, "clazzify_retries_total", {"stage": "store"})
     assert store_retries > 0
@@ -202,6 +222,10 @@ def test_broker_restart_mid_run_reconnects_and_loses_nothing(
     n, partitions = 1000, 4
     topic, dlq = new_topic(partitions), new_topic(1, prefix="dlq")
     images = {f"b-{i}": tiny(20_000 + i) for i in range(n)}
+    bad = {f"bad-{i}": planted_bad(100 + i) for i in range(10)}  # dead letters produced across the restart
+    records = [h.inline(k, v) for k, v in images.items()]
+    for i, (k, v) in enumerate(bad.items()):
+        records.insert(100 * (i + 1), h.inline(k, v))
     settings = fh.fault_settings(kafka_bootstrap, database_url, db_schema, topic, model, dlq_topic=dlq)
     fleet = fh.Fleet(settings, tmp_path)
     started = time.monotonic()
@@ -210,29 +234,30 @@ def test_broker_restart_mid_run_reconnects_and_loses_nothing(
             fleet.start(name)
         for member in fleet.members.values():
             fleet.wait_up(member)
-        trickle = fh.Trickle(kafka_bootstrap, topic, [h.inline(k, v) for k, v in images.items()], 20.0)
+        trickle = fh.Trickle(kafka_bootstrap, topic, records, 20.0)
         trickle.start()
-        h.wait_for(lambda: len(h.rows(database_url, db_schema)) >= 200, 60, what="rows before the restart")
-        rows_before = len(h.rows(database_url, db_schema))
+        h.wait_for(lambda: len(fh.rows(database_url, db_schema)) >= 200, 60, what="rows before the restart")
+        rows_before = len(fh.rows(database_url, db_schema))
         restart_started = time.monotonic()
         kafka_control.restart()
         restart_s = time.monotonic() - restart_started
         produced = trickle.finish()
-        h.wait_rows(database_url, db_schema, n, timeout=180)
-        wait_committed(kafka_bootstrap, settings.group_id, topic, partitions, n, 90)
+        fh.wait_rows(database_url, db_schema, n, timeout=180)
+        wait_committed(kafka_bootstrap, settings.group_id, topic, partitions, len(records), 90)
         for member in fleet.members.values():
             assert member.alive(), fh.tail(member.log)
             h.wait_for(lambda: member.readyz()[0] == 200, 30, what=f"{member.name} ready again")
             fleet.note_peak(member)
     finally:
         fleet.stop_all()
-    letters = h.read_topic(kafka_bootstrap, dlq, 0, timeout=3)
-    assert letters == []
-    counts = fh.check_rows(h.rows(database_url, db_schema), fh.newest_by_id(produced),
+    letters = h.read_topic(kafka_bootstrap, dlq, len(bad), timeout=30)
+    assert {m.key().decode() for m in letters} == set(bad)
+    counts = fh.check_rows(fh.rows(database_url, db_schema), fh.newest_by_id([p for p in produced if p.key in images]),
                            fh.offline_scores(images, model), topic)
     fh.write_figures("broker_restart", {
-        **counts, "messages": n, "replicas": 2, "rows_before_restart": rows_before,
+        **counts, "messages": len(records), "replicas": 2, "rows_before_restart": rows_before,
         "broker_restart_seconds": round(restart_s, 1), "dead_letters": len(letters),
+        "dead_letters_by_reason": fh.dead_letters_by_reason(letters),
         "peak_rss_mib": round(fleet.peak_rss / 2**20, 1), "seconds": round(time.monotonic() - started, 1)})
 
 
@@ -267,7 +292,7 @@ def test_members_join_and_leave_mid_run_lose_and_duplicate_nothing(
             events.append(f"t+{at}s {action} {name}")
         produced = trickle.finish()
         newest = fh.newest_by_id(produced)
-        h.wait_for(lambda: {(r["source_partition"], r["source_offset"]) for r in h.rows(database_url, db_schema)}
+        h.wait_for(lambda: {(r["source_partition"], r["source_offset"]) for r in fh.rows(database_url, db_schema)}
                    == {(p.partition, p.offset) for p in newest.values()}, 120, interval=1.0,
                    what="every row at its v2 record")
         wait_committed(kafka_bootstrap, settings.group_id, topic, partitions, len(records), 60)
@@ -283,7 +308,7 @@ def test_members_join_and_leave_mid_run_lose_and_duplicate_nothing(
         fleet.stop_all()
     letters = h.read_topic(kafka_bootstrap, dlq, 0, timeout=3)
     assert letters == []
-    counts = fh.check_rows(h.rows(database_url, db_schema), newest, fh.offline_scores(v2, model), topic)
+    counts = fh.check_rows(fh.rows(database_url, db_schema), newest, fh.offline_scores(v2, model), topic)
     fh.write_figures("rebalance_join_leave", {
         **counts, "messages": len(records), "ids": n, "versions_per_id": 2, "membership_changes": events,
         "rebalance_callbacks_on_survivors": totals, "dead_letters": len(letters),
@@ -330,7 +355,7 @@ def test_processing_slower_than_max_poll_interval_loses_and_overwrites_nothing(
         produced += fh.produce_tracked(kafka_bootstrap, topic, [h.inline(k, v) for k, v in v2.items()])
         newest = fh.newest_by_id(produced)
         want = {(p.partition, p.offset) for p in newest.values()}
-        h.wait_for(lambda: {(r["source_partition"], r["source_offset"]) for r in h.rows(database_url, db_schema)}
+        h.wait_for(lambda: {(r["source_partition"], r["source_offset"]) for r in fh.rows(database_url, db_schema)}
                    == want, 240, interval=1.0, what="every row at its v2 record")
         wait_committed(kafka_bootstrap, settings.group_id, topic, partitions, 2 * n, 120)
         time.sleep(delay_s + 1)  # one more slow batch: a late v1 result must not overwrite v2
@@ -339,7 +364,7 @@ def test_processing_slower_than_max_poll_interval_loses_and_overwrites_nothing(
             fleet.note_peak(member)
     finally:
         fleet.stop_all()
-    counts = fh.check_rows(h.rows(database_url, db_schema), newest, fh.offline_scores(v2, model), topic)
+    counts = fh.check_rows(fh.rows(database_url, db_schema), newest, fh.offline_scores(v2, model), topic)
     classified = {name: h.metric_value(text, "clazzify_images_total", {"outcome": "classified"})
                   for name, text in (("slow", slow_text), ("fast", fast_text))}
     rebalances = {kind: h.metric_value(slow_text, "clazzify_rebalances_total", {"kind": kind})
@@ -398,9 +423,9 @@ def test_zombie_after_sigstop_neither_overwrites_newer_rows_nor_commits(
         newest = fh.newest_by_id(produced)
         want = {(p.partition, p.offset) for p in newest.values()}
         h.wait_for(lambda: {(r["source_partition"], r["source_offset"])
-                            for r in h.rows(database_url, db_schema)} == want, 60, what="rows at v2")
+                            for r in fh.rows(database_url, db_schema)} == want, 60, what="rows at v2")
         wait_committed(kafka_bootstrap, settings.group_id, topic, partitions, 2 * n, 30)
-        committed_before = h.committed(kafka_bootstrap, settings.group_id, topic, partitions)
+        committed_before = fh.committed(kafka_bootstrap, settings.group_id, topic, partitions)
         frozen_s = time.monotonic() - frozen_at
         fleet.signal("zombie", signal.SIGCONT)
         # The zombie wakes with v1 results in hand: it writes them (refused by the upsert guard)
@@ -409,7 +434,7 @@ def test_zombie_after_sigstop_neither_overwrites_newer_rows_nor_commits(
         deadline = time.monotonic() + 15
         late_results = 0.0
         while time.monotonic() < deadline:
-            now = h.committed(kafka_bootstrap, settings.group_id, topic, partitions)
+            now = fh.committed(kafka_bootstrap, settings.group_id, topic, partitions)
             regressions += [(p, committed_before[p], o) for p, o in now.items() if o < committed_before[p]]
             try:
                 late_results = zombie.metric("clazzify_images_total", {"outcome": "classified"}) - classified_before
@@ -422,15 +447,15 @@ def test_zombie_after_sigstop_neither_overwrites_newer_rows_nor_commits(
         other_text = other.metrics()
         for member in (zombie, other):
             fleet.note_peak(member)
-        rows_after = {(r["source_partition"], r["source_offset"]) for r in h.rows(database_url, db_schema)}
-        committed_after = h.committed(kafka_bootstrap, settings.group_id, topic, partitions)
+        rows_after = {(r["source_partition"], r["source_offset"]) for r in fh.rows(database_url, db_schema)}
+        committed_after = fh.committed(kafka_bootstrap, settings.group_id, topic, partitions)
     finally:
         fleet.stop_all()
     assert not regressions, regressions
     assert committed_after == committed_before
     assert rows_after == want
     assert late_results > 0, "the zombie never woke up with results (test did not exercise the race)"
-    counts = fh.check_rows(h.rows(database_url, db_schema), newest, fh.offline_scores(v2, model), topic)
+    counts = fh.check_rows(fh.rows(database_url, db_schema), newest, fh.offline_scores(v2, model), topic)
     zombie_rebalances = {kind: h.metric_value(after, "clazzify_rebalances_total", {"kind": kind})
                          for kind in ("assign", "revoke", "lost")}
     fh.write_figures("zombie", {

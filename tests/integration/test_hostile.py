@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import io
 import json
-import signal
 import struct
-import threading
 import time
 import zlib
 from http.server import BaseHTTPRequestHandler
@@ -126,13 +124,14 @@ def raw_event(key: str | None, value: bytes, headers: list | None = None) -> tup
     return (key.encode() if key is not None else None, value, headers or [])
 
 
-def build_cases(store: ObjectStore, sent: dict[str, int]) -> tuple[list[tuple], dict, dict]:
-    """(records, expected dead letters key → (stage, reason, hits or None), good key → bytes)."""
+def build_cases(store: ObjectStore, sent: dict[str, int]) -> tuple[list[tuple], dict, dict, dict]:
+    """(records, dead: key → (stage, reason, expected hits or None), good: key → bytes, key → store path)."""
     port = int(store.url("/").rsplit(":", 1)[1].split("/")[0])
     good = h.jpeg(11, size=(96, 96))
     dead: dict[str, tuple[str, str, int | None]] = {}
     rows: dict[str, bytes] = {}
     records: list[tuple] = []
+    paths: dict[str, str] = {}
 
     def inline_bad(key: str, data: bytes, stage: str, reason: str) -> None:
         records.append(h.inline(key, data))
@@ -143,14 +142,12 @@ def build_cases(store: ObjectStore, sent: dict[str, int]) -> tuple[list[tuple], 
         records.append(h.claim_check(key, url))
         dead[key] = (stage, reason, hits)
         if hits_path:
-            dead[key] = (stage, reason, hits)
             paths[key] = hits_path
 
     def inline_good(key: str, data: bytes, content_type: bytes = b"image/jpeg") -> None:
         records.append((key.encode(), data, [("content-type", content_type)]))
         rows[key] = data
 
-    paths: dict[str, str] = {}
     # --- bytes that are not a usable image (inline) ---
     inline_bad("truncated-jpeg", good[: len(good) // 2], "decode", "corrupt_image")
     inline_bad("random-bytes", np.random.default_rng(1).bytes(5000), "decode", "not_an_image")
@@ -249,8 +246,7 @@ def build_cases(store: ObjectStore, sent: dict[str, int]) -> tuple[list[tuple], 
     paths["recovers-after-503"] = "/flaky.png"
     records.append(h.claim_check("url-ok", store.put("/ok.jpg", good)))
     rows["url-ok"] = good
-    build_cases.paths = paths  # type: ignore[attr-defined]
-    return records, dead, rows
+    return records, dead, rows, paths
 
 
 @pytest.mark.slow
@@ -262,8 +258,7 @@ def test_hostile_inputs_are_dead_lettered_with_reasons_and_memory_stays_capped(
     sent: dict[str, int] = {}
     started = time.monotonic()
     with ObjectStore("127.0.0.2") as store:
-        records, dead, good = build_cases(store, sent)
-        paths = build_cases.paths  # type: ignore[attr-defined]
+        records, dead, good, paths = build_cases(store, sent)
         assert len(dead) + len(good) >= 30 and len(records) == len(dead) + len(good)
         settings = fh.fault_settings(kafka_bootstrap, database_url, db_schema, topic, model, dlq_topic=dlq,
                                      fetch_timeout_s=1.0, fetch_retries=FETCH_RETRIES,

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from confluent_kafka import Producer
+import psycopg2
+from confluent_kafka import KafkaException, Producer
 
 from consumer import imaging
 from consumer.deadletter import H_REASON, H_STAGE
@@ -304,8 +305,39 @@ def dead_letters_by_reason(messages: list) -> dict[str, int]:
     return dict(sorted(reasons.items()))
 
 
+# The services are shared with other test sessions that may restart them for a moment: the
+# observers below retry, so a blip fails a check only if it outlasts the retries.
+def committed(bootstrap: str, group: str, topic: str, partitions: int, attempts: int = 6) -> dict[int, int]:
+    """The group's committed offsets (harness.committed, retried while the broker is busy)."""
+    for attempt in range(attempts):
+        try:
+            return h.committed(bootstrap, group, topic, partitions)
+        except KafkaException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1.0)
+    raise AssertionError("unreachable")
+
+
+def rows(database_url: str, schema: str, attempts: int = 60) -> list[dict]:
+    """harness.rows, retried while PostgreSQL is (re)starting."""
+    for attempt in range(attempts):
+        try:
+            return h.rows(database_url, schema)
+        except psycopg2.OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1.0)
+    raise AssertionError("unreachable")
+
+
+def wait_rows(database_url: str, schema: str, n: int, timeout: float = 120) -> list[dict]:
+    return h.wait_for(lambda: (lambda r: r if len(r) >= n else None)(rows(database_url, schema)), timeout,
+                      what=f"{n} rows")
+
+
 def committed_total(bootstrap: str, group: str, topic: str, partitions: int) -> int:
-    return sum(max(o, 0) for o in h.committed(bootstrap, group, topic, partitions).values())
+    return sum(max(o, 0) for o in committed(bootstrap, group, topic, partitions).values())
 
 
 def write_figures(name: str, figures: dict) -> Path:
