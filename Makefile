@@ -14,7 +14,7 @@ PY      := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-unit test-integration demo demo-stop model clean
+.PHONY: help install test test-unit test-integration test-faults demo demo-stop model clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -43,6 +43,13 @@ test-integration: install ## integration tests only (starts and stops the servic
 	$(PY) -m localservices up
 	set -a; . .services/env; set +a; \
 	$(PY) -m pytest tests/integration -ra -q $(PYTEST_ARGS); rc=$$?; \
+	$(PY) -m localservices down; exit $$rc
+
+test-faults: install ## the reliability tests only (kill -9, outages, rebalances, zombies, hostile input)
+	$(PY) -m localservices up
+	set -a; . .services/env; set +a; \
+	$(PY) -m pytest tests/integration/test_faults.py tests/integration/test_hostile.py \
+	  tests/integration/test_security.py -ra -q $(PYTEST_ARGS); rc=$$?; \
 	$(PY) -m localservices down; exit $$rc
 
 demo: install ## start the services, publish sample photos, classify them, print the rows
