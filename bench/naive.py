@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> dict:
     consumer = Consumer({"bootstrap.servers": args.bootstrap, "group.id": args.group,
                          "enable.auto.commit": False, "auto.offset.reset": "earliest"})
     consumer.subscribe([args.topic])
-    done, first_at, last_at = 0, None, None
+    done, first_at, last_at, cpu_at = 0, None, None, 0.0
     deadline = None
     try:
         while done < args.max_images:
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> dict:
                     break
                 continue
             if first_at is None:
-                first_at = time.monotonic()
+                first_at, cpu_at = time.monotonic(), time.process_time()
                 deadline = first_at + args.seconds
             event = parse_event(msg.key(), msg.value(), msg.headers(), max_image_bytes=20 * 1024 * 1024)
             if event.data is not None:
@@ -83,7 +83,9 @@ def run(args: argparse.Namespace) -> dict:
         conn.close()
     elapsed = (last_at - first_at) if first_at is not None and last_at is not None else 0.0
     # The clock starts when the first record arrives, so the first image's work counts: n / elapsed.
-    return {"images": done, "seconds": elapsed, "images_per_s": done / elapsed if elapsed else 0.0}
+    cpu = time.process_time() - cpu_at if first_at is not None else 0.0
+    return {"images": done, "seconds": elapsed, "images_per_s": done / elapsed if elapsed else 0.0,
+            "cpu_ms_per_image": 1000 * cpu / done if done else None}
 
 
 def main(argv: list[str] | None = None) -> int:

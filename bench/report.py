@@ -29,6 +29,10 @@ def goals(r: dict) -> list[tuple[str, str, str, bool | None]]:
     if e2e and limit:
         ratio = e2e / limit
         out.append(("e2e / machine limit", f"{ratio:.2f}", "≥ 0.85", ratio >= 0.85))
+    eff = r.get("cpu_efficiency")
+    if eff:
+        out.append(("same, in CPU time (load-independent): (decode+inference) / e2e CPU per image",
+                    f"{eff:.2f}", "≥ 0.85", eff >= 0.85))
     naive = r.get("naive_images_per_s")
     if e2e and naive:
         ratio = e2e / naive
@@ -80,12 +84,21 @@ def markdown(r: dict) -> str:
          f"{_f(r.get('inference_limit_images_per_s'))} images/s"),
         ("(b) upsert limit (batches of the same size)", f"{_f(r.get('upsert_limit_rows_per_s'), 0)} rows/s"),
         ("(b) machine limit 1/Σ(1/limit)", f"{_f(r.get('machine_limit_images_per_s'))} images/s"),
-        ("(c) naive baseline", f"{_f(r.get('naive_images_per_s'), 2)} images/s"),
+        ("(b) CPU per image: decode + inference alone / e2e replica",
+         f"{_f((r.get('limits') or {}).get('decode_plus_inference_cpu_ms_per_image'))} ms / "
+         f"{_f((r.get('e2e') or {}).get('cpu_ms_per_image'))} ms"),
+        ("(a) CPU per image around the replica on the same cores: Kafka + PostgreSQL / bench process",
+         " / ".join(f"{_f(v)} ms" for k, v in ((r.get('e2e') or {}).get('infrastructure_cpu_ms_per_image') or {}).items()
+                    if k != "what") or "–"),
+        ("(c) naive baseline", f"{_f(r.get('naive_images_per_s'), 2)} images/s "
+                               f"({_f((r.get('naive') or {}).get('cpu_ms_per_image'))} ms CPU per image)"),
         ("(d) peak RSS with a 100k backlog",
          f"{(r.get('peak_rss_bytes_backlog') or 0) / 2**20:.0f} MiB" if r.get("peak_rss_bytes_backlog") else "–"),
     ]
+    runs = (r.get("scaling_detail") or {}).get("runs", {})
     for n, rate in sorted((r.get("scaling") or {}).items(), key=lambda kv: int(kv[0])):
-        rows.append((f"(e) {n} replica(s), one core each", f"{_f(rate)} images/s"))
+        cpu = (runs.get(n) or {}).get("cpu_ms_per_image")
+        rows.append((f"(e) {n} replica(s), one core each", f"{_f(rate)} images/s ({_f(cpu)} ms CPU per image)"))
     lines += [f"| {a} | {b} |" for a, b in rows]
     g = goals(r)
     if g:
@@ -97,6 +110,14 @@ def markdown(r: dict) -> str:
         lines += ["", "Where the time went at saturation (clazzify_stage_seconds, mean per observation): "
                   + "; ".join(parts) + (f"; mean batch {stages['batch_size_mean']['value']}"
                                         if "batch_size_mean" in stages else "") + "."]
+    prof = r.get("profile_saturation")
+    if prof and prof.get("samples"):
+        shares = ", ".join(f"{t} {100 * v:.0f}%" for t, v in prof["threads"].items() if v >= 0.005)
+        lines += ["", f"py-spy at saturation ({prof['samples']} on-CPU samples, `{prof['file']}`): threads {shares}."]
+        for thread, frames in prof["top_leaf_frames"].items():
+            top = [f"{name} {100 * share:.1f}%" for name, share in frames[:6] if share >= 0.005]
+            if top:
+                lines.append(f"- {thread}: " + ", ".join(top))
     if r.get("bench_seconds"):
         lines += ["", f"`make bench` took {r['bench_seconds'] / 60:.1f} min; finished {r.get('finished_at')}."]
     return "\n".join(lines) + "\n"

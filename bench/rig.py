@@ -103,10 +103,13 @@ Record = tuple[bytes, bytes, list[tuple[str, bytes]]]
 
 def produce(bootstrap: str, topic: str, records: Iterable[Record], rate_per_s: float | None = None) -> dict[str, int]:
     """Publish ``records`` (at ``rate_per_s``, or as fast as possible); returns key → record timestamp ms."""
+    # Paced: not idempotent, and connected before the clock starts, so no record's timestamp
+    # (taken at produce()) includes the producer's own start-up (metadata, producer id).
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 2 if rate_per_s else 20,
-                         "batch.size": 1_000_000, "enable.idempotence": True,
+                         "batch.size": 1_000_000, "enable.idempotence": not rate_per_s,
                          "queue.buffering.max.kbytes": 1_048_576, "queue.buffering.max.messages": 200_000,
                          "compression.type": "none"})
+    producer.list_topics(topic, timeout=30)
     stamps: dict[str, int] = {}
     errors: list = []
 
@@ -188,8 +191,7 @@ class ConsumerProcess:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the replica so far (all its threads)."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return _cpu_of(self.proc.pid)
 
     def stop(self, timeout: float = 30.0) -> int:
         if self.proc.poll() is None:
@@ -238,6 +240,32 @@ def wait_assigned(replicas: list[ConsumerProcess], partitions: int, timeout: flo
         if time.monotonic() > deadline:
             raise RuntimeError(f"group did not settle: assigned={counts}")
         time.sleep(0.2)
+
+
+def _cpu_of(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def services_cpu_seconds(services_dir: str) -> float:
+    """CPU seconds so far of the local Kafka broker and PostgreSQL (with its backends) in ``services_dir``."""
+    roots, parents = set(), {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        parents[int(entry.name)] = ppid
+        if services_dir and services_dir in cmdline:
+            roots.add(int(entry.name))
+    pids = roots | {pid for pid, ppid in parents.items() if ppid in roots}
+    return sum(_cpu_of(pid) for pid in pids)
 
 
 # ------------------------------------------------------------------ database

@@ -202,7 +202,7 @@ class App:
             self._close()
 
     def _step(self) -> None:
-        assert self.consumer is not None
+        assert self.consumer is not None and self.pipeline is not None
         self._collect(timeout=0)
         self._commit()
         self._take_sync_requests()
@@ -211,6 +211,8 @@ class App:
         self._update_lag()
         due = self.batcher.due_in()
         timeout = 0.1 if due is None else min(0.1, max(due, 0.0))
+        if timeout == 0.0 and not self.pipeline.can_accept():
+            timeout = 0.05  # a batch is due but the pipeline is full: wait, don't spin (it costs the decoders CPU)
         if self._paused and set(self.tracker.partitions()) <= self._paused:
             # Serves callbacks and heartbeats. Paused partitions return no records, but one
             # fetched just before the pause still might: it must be tracked, never dropped.
@@ -218,8 +220,14 @@ class App:
             if msg is not None:
                 self._accept(msg)
             return
-        messages = self.consumer.consume(num_messages=self.settings.max_batch_size, timeout=timeout)
-        for msg in messages:
+        # consume() would block for the whole timeout unless a full batch has arrived (up to
+        # 100 ms of latency per record at light load); poll() returns with the first record,
+        # then consume(timeout=0) takes whatever else is already there.
+        first = self.consumer.poll(timeout)
+        if first is None:
+            return
+        self._accept(first)
+        for msg in self.consumer.consume(num_messages=max(1, self.settings.max_batch_size - 1), timeout=0):
             self._accept(msg)
 
     def _accept(self, msg: Message) -> None:

@@ -1,9 +1,11 @@
 """The processing pipeline: prepare (fetch + decode) → inference → store, overlapped.
 
 The Kafka consumer is not thread-safe, so it stays on the main thread (see
-:mod:`consumer.app`); this module owns everything after a batch is formed::
+:mod:`consumer.app`); this module owns everything after a record is polled::
 
-    main thread ──submit(batch)──► prepare pool (fetch with retries, decode; N threads)
+    main thread ──start_preparing(item), as each record is polled──►
+                                   prepare pool (fetch with retries, decode; N threads)
+    main thread ──submit(batch), when the batch closes──► q_infer
                                    │ futures, in batch order
                   q_infer (bounded)▼
                               inference thread (one ONNX session)
@@ -163,11 +165,11 @@ class Pipeline:
         assert event is not None
         try:
             data = event.data if event.data is not None else self._fetch(item, event.url or "")
-            started = time.perf_counter()
             with self._decode_slots:
+                started = time.perf_counter()  # decode time only, not the wait for a slot
                 item.pixels = imaging.preprocess(data, self.model.input_size,
                                                  max_pixels=self.config.max_image_pixels)
-            self.metrics.stage_seconds.labels(STAGE_DECODE).observe(time.perf_counter() - started)
+                self.metrics.stage_seconds.labels(STAGE_DECODE).observe(time.perf_counter() - started)
         except imaging.ImageError as exc:
             item.error = PermanentError(STAGE_DECODE, exc.reason, str(exc)[:300])
         except ClazzifyError as exc:

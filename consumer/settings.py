@@ -54,13 +54,13 @@ class Settings(BaseSettings):
     # --- Model -------------------------------------------------------------
     model_path: Path = Field(Path("models/model.onnx"), description="ONNX model file (contract 2 of DESIGN.md).")
     providers: str = Field("auto", description="ONNX Runtime providers, comma-separated, or 'auto' (CUDA when present, else CPU).")
-    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads (0: one per core).")
+    intra_op_threads: int = Field(1, ge=0, description="ONNX Runtime intra-op threads (0: one per core). 1 by default: on CPU the decoders already keep every core busy, and a second ORT thread spins and competes with them (measured in BENCHMARKS.md).")
 
     # --- Batching and pipeline ---------------------------------------------
     max_batch_size: int = Field(64, ge=1, le=4096, description="Images per micro-batch at most.")
-    max_batch_wait_ms: int = Field(200, ge=0, description="Longest wait for a micro-batch to fill, from its first image.")
+    max_batch_wait_ms: int = Field(50, ge=0, description="Longest wait for a micro-batch to fill, from its first image. Decoding starts as records arrive, so this only delays inference; under load batches grow anyway while the pipeline is busy.")
     max_in_flight: int = Field(512, ge=1, description="Images polled but not yet committed; above it partitions are paused.")
-    decode_workers: int = Field(0, ge=0, description="Threads decoding images (0: one per core).")
+    decode_workers: int = Field(0, ge=0, description="Threads decoding images (0: two per core: a decoder also runs Python steps that wait for the GIL, and one per core left cores idle, measured in BENCHMARKS.md).")
     fetch_concurrency: int = Field(16, ge=1, description="Concurrent object-store fetches.")
     drain_timeout_s: float = Field(20.0, ge=0, description="On SIGTERM, how long to finish in-flight work before closing.")
 
@@ -104,7 +104,7 @@ class Settings(BaseSettings):
         return tuple(h.strip().lower() for h in self.fetch_allowed_hosts.split(",") if h.strip())
 
     def effective_decode_workers(self) -> int:
-        return self.decode_workers or (os.cpu_count() or 1)
+        return self.decode_workers or 2 * (os.cpu_count() or 1)
 
     def kafka_common_config(self) -> dict[str, Any]:
         """librdkafka settings shared by the consumer, the producer and the admin client."""
