@@ -22,6 +22,7 @@ the partitions (backpressure), and readiness turns false.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -280,6 +281,9 @@ class Pipeline:
                 self.faults.hit("store")
                 self.faults.hit("before_upsert")
                 started = time.perf_counter()
+                # classified_at is when the row is written, not when a retried write first failed.
+                now = datetime.now(timezone.utc)
+                rows = [dataclasses.replace(row, classified_at=now) for row in rows]
                 self.store.upsert(rows)
                 self.metrics.stage_seconds.labels(STAGE_STORE).observe(time.perf_counter() - started)
                 self.faults.hit("after_db_commit")
