@@ -31,7 +31,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException
 
 from consumer.batcher import Batcher
 from consumer.deadletter import DeadLetterProducer
-from consumer.errors import STAGE_COMMIT, PermanentError
+from consumer.errors import STAGE_COMMIT, FatalError, PermanentError
 from consumer.events import Event, parse_event
 from consumer.faults import Faults
 from consumer.fetch import Fetcher, FetchPolicy, parse_networks
@@ -130,6 +130,8 @@ class App:
 
     # ----------------------------------------------------------------- health
     def is_live(self) -> bool:
+        if self.pipeline is not None and self.pipeline.failed is not None:
+            return False
         return time.monotonic() - self._heartbeat < LIVENESS_STALL_S
 
     def readiness(self) -> dict[str, bool]:
@@ -203,6 +205,9 @@ class App:
 
     def _step(self) -> None:
         assert self.consumer is not None and self.pipeline is not None
+        if self.pipeline.failed is not None:
+            # Exit non-zero (Kubernetes restarts the pod); uncommitted records are redelivered.
+            raise FatalError("pipeline", "stage_crashed", repr(self.pipeline.failed))
         self._collect(timeout=0)
         self._commit()
         self._take_sync_requests()

@@ -116,13 +116,24 @@ class Pipeline:
         self._abandon_at: float | None = None
         self.store_ok = True
         self.last_store_error = ""
-        self._threads = [threading.Thread(target=self._inference_loop, name="inference", daemon=True),
-                         threading.Thread(target=self._store_loop, name="store", daemon=True)]
+        self.failed: BaseException | None = None  # set when a stage thread dies: the app exits
+        self._threads = [threading.Thread(target=self._guarded, args=(self._inference_loop,), name="inference",
+                                          daemon=True),
+                         threading.Thread(target=self._guarded, args=(self._store_loop,), name="store",
+                                          daemon=True)]
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
         for thread in self._threads:
             thread.start()
+
+    def _guarded(self, loop) -> None:  # type: ignore[no-untyped-def]
+        """Run a stage loop; a bug that escapes it must stop the service, never stall it silently."""
+        try:
+            loop()
+        except BaseException as exc:  # noqa: BLE001
+            logger.exception("pipeline stage %s crashed", threading.current_thread().name)
+            self.failed = exc
 
     def can_accept(self) -> bool:
         return not self._q_infer.full()
@@ -234,6 +245,12 @@ class Pipeline:
                     item.scores = self.model.predict(item.pixels[np.newaxis])[0]  # type: ignore[index]
                 except Exception as exc:  # noqa: BLE001
                     item.error = PermanentError(STAGE_INFERENCE, "inference_failed", str(exc)[:300])
+        for item in ready:
+            # NaN/inf can never be stored (jsonb has no NaN) and would block the partition forever.
+            if item.scores is not None and not np.isfinite(item.scores).all():
+                item.scores = None
+                item.error = PermanentError(STAGE_INFERENCE, "non_finite_scores",
+                                            "the model returned NaN or infinite scores")
 
     # -- store + dead letters (one thread) -------------------------------------------
     def _store_loop(self) -> None:

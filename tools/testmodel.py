@@ -31,8 +31,12 @@ _BIAS = np.array([0.0, 3.0, -1.5, -0.5], dtype=np.float32)
 
 
 def build(labels: list[str] | None = None, input_size: int = 227, version: str | None = None,
-          convs: int = 0, width: int = 32, seed: int = 0) -> onnx.ModelProto:
-    """Return the model; ``convs`` > 0 prepends stride-2 conv+relu layers (a compute load)."""
+          convs: int = 0, width: int = 32, seed: int = 0, poison: bool = False) -> onnx.ModelProto:
+    """Return the model; ``convs`` > 0 prepends stride-2 conv+relu layers (a compute load).
+
+    ``poison`` makes a broken model whose scores are NaN for images darker than mid-grey
+    (tests of the consumer's defence against a bad model).
+    """
     labels = labels or LABELS
     n = len(labels)
     rng = np.random.default_rng(seed)
@@ -69,6 +73,13 @@ def build(labels: list[str] | None = None, input_size: int = 227, version: str |
         feature = "mean2"
     else:
         feature = "mean"
+    if poison:  # log(mean - 0.5): NaN where the mean brightness is below 0.5
+        inits.append(numpy_helper.from_array(np.array(0.5, np.float32), "half"))
+        nodes += [helper.make_node("Sub", [feature, "half"], ["shifted"]),
+                  helper.make_node("Log", ["shifted"], ["logged"]),
+                  helper.make_node("Sub", ["logged", "logged"], ["nanmask"]),
+                  helper.make_node("Add", [feature, "nanmask"], ["poisoned"])]
+        feature = "poisoned"
     nodes += [helper.make_node("MatMul", [feature, "W"], ["logits0"]),
               helper.make_node("Add", ["logits0", "b"], ["logits"]),
               helper.make_node("Softmax", ["logits"], [contract.OUTPUT_NAME], axis=-1)]
