@@ -3,6 +3,8 @@
 #
 #   make fashion-mnist            # Debian's dataset-fashion-mnist end to end: convert -> build-dataset
 #                                 # -> train -> evaluate -> export (CPU subset by default; see below)
+#   make fashion-mnist FMNIST_LIMIT=60000 FMNIST_SRC=data/fmnist-big-src FMNIST_H5=data/fmnist-big.h5 \
+#        FMNIST_RUN=runs/fmnist-big FMNIST_MODEL=models/fmnist-big   # all 60k images, ~25 min on 2 CPU cores, test 0.896
 #   make fashion-mnist-clean fashion-mnist FMNIST_LIMIT=60000 FMNIST_SIZE=227 FMNIST_WIDTH=1.0 FMNIST_EPOCHS=30  # GPU
 #   make test-trainer             # tests/unit/trainer (about 4 minutes on two cores)
 #   make bench-trainer            # training images/s, narrow and full AlexNet at 227 (bench/train_throughput.py)
