@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pathlib import Path
 import psycopg2
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+from tools.scrape import free_port, http_get, metric_value
 
 ROOT = Path(__file__).resolve().parents[1]
 OBJECT_STORE_HOST = "127.0.0.2"  # loopback, but not 127.0.0.1: the fetch SSRF guard allows it explicitly
@@ -139,26 +139,12 @@ def produce(bootstrap: str, topic: str, records: Iterable[Record], rate_per_s: f
 
 
 # ------------------------------------------------------------------ consumers
-def free_port() -> int:
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def metrics_text(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        return response.read().decode()
+    return http_get(port, "/metrics")
 
 
-def metric(text: str, name: str, labels: dict[str, str] | None = None) -> float:
-    from prometheus_client.parser import text_string_to_metric_families
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items()):
-                total += sample.value
-    return total
+metric = metric_value
+
 
 
 @dataclass

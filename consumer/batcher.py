@@ -6,7 +6,7 @@ Pure logic with an injectable clock, so tests drive it without a broker.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -64,7 +64,3 @@ class Batcher(Generic[T]):
                 self._first_at = None
         return dropped
 
-
-def partition_of(item: object) -> Hashable:
-    """Default key used by callers: ``(topic, partition)`` of an item that has them."""
-    return (getattr(item, "topic"), getattr(item, "partition"))

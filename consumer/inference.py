@@ -27,9 +27,6 @@ from consumer.errors import STAGE_INFERENCE, FatalError
 
 logger = logging.getLogger(__name__)
 
-_PREFERRED = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
-
-
 def choose_providers(requested: str) -> list[str]:
     """'auto' → CUDA when available, else CPU; otherwise the named providers that exist."""
     available = ort.get_available_providers()

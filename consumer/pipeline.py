@@ -112,7 +112,6 @@ class Pipeline:
         self._pool = ThreadPoolExecutor(max_workers=max(config.decode_workers, config.fetch_concurrency),
                                         thread_name_prefix="prepare")
         self._decode_slots = threading.BoundedSemaphore(config.decode_workers)
-        self._stop = threading.Event()
         self._abandon_at: float | None = None
         self.store_ok = True
         self.last_store_error = ""
@@ -165,7 +164,6 @@ class Pipeline:
             logger.warning("pipeline did not drain; stopping anyway")
         for thread in self._threads:
             thread.join(timeout=abandon_after_s + 5)
-        self._stop.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _abandoned(self) -> bool:

@@ -182,21 +182,6 @@ class Store:
             self.migrate()
             return self._run(write)
 
-    def fetch(self, image_ids: list[str] | None = None) -> list[dict]:
-        """Rows as dicts (tests, the demo, operators)."""
-        def read(cur) -> list[dict]:  # type: ignore[no-untyped-def]
-            query = sql.SQL("SELECT image_id, model_version, label, score, scores, source_topic, source_partition, "
-                            "source_offset, uploaded_at, classified_at FROM {} ").format(
-                                sql.Identifier(self.schema, TABLE))
-            if image_ids is not None:
-                cur.execute(query + sql.SQL("WHERE image_id = ANY(%s) ORDER BY image_id"), (image_ids,))
-            else:
-                cur.execute(query + sql.SQL("ORDER BY classified_at, image_id"))
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, row)) for row in cur.fetchall()]
-
-        return self._run(read)
-
 
 def _describe(exc: Exception) -> str:
     """A one-line error without connection parameters (which could hold a password)."""

@@ -27,6 +27,7 @@ from consumer.app import App
 from consumer.metrics import Metrics
 from consumer.settings import Settings
 from tools import testmodel
+from tools.scrape import free_port, http_get, metric_value  # noqa: F401 - re-exported for tests
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -221,24 +222,3 @@ def spawn(settings: Settings, log_path: Path, **env_overrides: str) -> subproces
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def free_port() -> int:
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def http_get(port: int, path: str) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-        return response.read().decode()
-
-
-def metric_value(text: str, name: str, labels: dict[str, str] | None = None) -> float:
-    """Sum of the samples of ``name`` whose labels include ``labels``, from exposition text."""
-    from prometheus_client.parser import text_string_to_metric_families
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items()):
-                total += sample.value
-    return total
