@@ -151,6 +151,15 @@ class ServiceHttp:
             return
         length = int(length_header)
         if length > cfg.max_body_bytes:
+            # Read (and drop) a moderately oversized body so the client, still sending, gets the
+            # 413 instead of a broken pipe; a far larger one is cut off without reading it.
+            if length <= 2 * cfg.max_body_bytes:
+                remaining = length
+                while remaining > 0:
+                    chunk = req.rfile.read(min(remaining, 65536))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
             req.close_connection = True
             req._json(413, {"error": f"body larger than {cfg.max_body_bytes} bytes"})
             return
